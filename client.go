@@ -1,0 +1,248 @@
+package etcdkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/namespace"
+)
+
+// Client is a connection to an etcd cluster. It is safe for concurrent use.
+// Make one with [New] or [Wrap], share it, and [Client.Close] it when done:
+// Close ends every watcher, lease keep-alive, lock and mirror it started.
+type Client struct {
+	raw    *clientv3.Client
+	owned  bool // Close closes raw only if New made it
+	log    *slog.Logger
+	bounds deadlines
+
+	ctx    context.Context // ends when Close is called
+	cancel context.CancelFunc
+	closed atomic.Bool
+	wg     sync.WaitGroup // background goroutines started for this client
+
+	mu      sync.Mutex
+	nextID  uint64
+	closers map[uint64]func(context.Context)
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New connects to etcd as cfg says and checks that at least one endpoint
+// answers within cfg.DialTimeout (or ctx's deadline, if sooner). When none
+// does, the error names each endpoint and why it failed (refused, timed out,
+// TLS mismatch) and matches [ErrUnavailable]; wrong credentials give
+// [ErrAuthFailed].
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	if err := probeEndpoints(dialCtx, cfg); err != nil {
+		return nil, err
+	}
+	raw, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.Endpoints,
+		DialTimeout: remaining(dialCtx, cfg.DialTimeout),
+		TLS:         cfg.TLS,
+		Username:    cfg.Username,
+		Password:    cfg.Password,
+		Logger:      zapToSlog(cfg.Logger),
+	})
+	if err != nil {
+		return nil, connectErr(cfg, err)
+	}
+	if err := checkStatus(dialCtx, raw); err != nil {
+		raw.Close()
+		return nil, connectErr(cfg, err)
+	}
+	if cfg.Namespace != "" {
+		// Replacing the interfaces of the raw client makes everything built on
+		// it (concurrency, naming) live in the namespace too.
+		raw.KV = namespace.NewKV(raw.KV, cfg.Namespace)
+		raw.Watcher = namespace.NewWatcher(raw.Watcher, cfg.Namespace)
+		raw.Lease = namespace.NewLease(raw.Lease, cfg.Namespace)
+	}
+	return newClient(raw, true, cfg.RequestTimeout, cfg.Logger), nil
+}
+
+// Wrap adopts a clientv3 client someone else made and owns: [Client.Close]
+// ends what this Client started but does not close raw. Calls without a
+// deadline are bounded by [DefaultRequestTimeout].
+func Wrap(raw *clientv3.Client) *Client {
+	return newClient(raw, false, DefaultRequestTimeout, slog.New(slog.DiscardHandler))
+}
+
+func newClient(raw *clientv3.Client, owned bool, timeout time.Duration, log *slog.Logger) *Client {
+	c := &Client{raw: raw, owned: owned, log: log, closers: map[uint64]func(context.Context){}}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.bounds = deadlines{timeout: timeout, parent: c.ctx}
+	return c
+}
+
+// Raw returns the clientv3 client underneath, for what etcdkit does not
+// cover. With a Config.Namespace, its KV, Watcher and Lease are namespaced.
+func (c *Client) Raw() *clientv3.Client { return c.raw }
+
+// Close ends every watcher, lease keep-alive, lock and mirror this client
+// started, then closes the connection if [New] made it. It is safe to call
+// more than once; later calls return the first call's result.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.runClosers()
+		c.cancel()
+		c.wg.Wait()
+		if c.owned {
+			// clientv3 reports its own cancellation as an error; it is not one.
+			if err := c.raw.Close(); err != nil && !errors.Is(err, context.Canceled) {
+				c.closeErr = fmt.Errorf("etcdkit: close: %w", err)
+			}
+		}
+	})
+	return c.closeErr
+}
+
+// closeGrace bounds the clean-up each handle may do on Close (revoke a lease,
+// delete a lock key), so that Close never hangs on a dead cluster.
+const closeGrace = time.Second
+
+// runClosers lets each live handle clean up, concurrently.
+func (c *Client) runClosers() {
+	c.mu.Lock()
+	fns := c.closers
+	c.closers = nil
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, fn := range fns {
+		wg.Go(func() { fn(ctx) })
+	}
+	wg.Wait()
+}
+
+// onClose registers fn to run when the client closes, and returns the
+// function that unregisters it. It fails with ErrClosed once Close began.
+func (c *Client) onClose(fn func(context.Context)) (unregister func(), err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closers == nil {
+		return nil, ErrClosed
+	}
+	c.nextID++
+	id := c.nextID
+	c.closers[id] = fn
+	return func() {
+		c.mu.Lock()
+		delete(c.closers, id)
+		c.mu.Unlock()
+	}, nil
+}
+
+// goBackground runs fn in a goroutine that Close waits for. fn must return
+// once c.ctx is done.
+func (c *Client) goBackground(fn func()) {
+	c.wg.Go(fn)
+}
+
+// checkOpen returns ErrClosed, wrapped with op, once Close was called.
+func (c *Client) checkOpen(op, key string) error {
+	if c.closed.Load() {
+		return &opError{op: op, key: key, err: ErrClosed}
+	}
+	return nil
+}
+
+// bound bounds ctx by the request timeout when it has no deadline.
+func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return c.bounds.bound(ctx)
+}
+
+// probeEndpoints dials every endpoint at once and fails only if none answers;
+// its error explains each failure.
+func probeEndpoints(ctx context.Context, cfg Config) error {
+	errs := make([]error, len(cfg.Endpoints))
+	var wg sync.WaitGroup
+	for i, raw := range cfg.Endpoints {
+		wg.Go(func() {
+			ep, _ := parseEndpoint(raw) // validated already
+			if err := ep.probe(ctx, cfg.TLS); err != nil {
+				errs[i] = &endpointError{endpoint: raw, err: err}
+			}
+		})
+	}
+	wg.Wait()
+	var failed []error
+	for _, err := range errs {
+		if err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) < len(cfg.Endpoints) {
+		for _, err := range failed {
+			cfg.Logger.Warn("etcdkit: endpoint unreachable", "error", err)
+		}
+		return nil
+	}
+	return &opError{op: "connect", err: &mappedError{sentinel: ErrUnavailable, cause: joinLines(failed)}}
+}
+
+// checkStatus asks the cluster for its status through the balanced
+// connection, so that a server that accepts connections but is not a working
+// etcd is caught here rather than at the first request.
+func checkStatus(ctx context.Context, raw *clientv3.Client) error {
+	var errs []error
+	for _, ep := range raw.Endpoints() {
+		_, err := raw.Status(ctx, ep)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, &endpointError{endpoint: ep, err: err})
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return joinLines(errs)
+}
+
+func connectErr(cfg Config, err error) error {
+	op := "connect"
+	if cfg.Username != "" {
+		op = fmt.Sprintf("connect as %q", cfg.Username)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = &mappedError{sentinel: ErrUnavailable, cause: err}
+	}
+	return opErr(op+" to "+strings.Join(cfg.Endpoints, ","), "", err)
+}
+
+// joinedErr lists several errors on one line, separated by "; ".
+type joinedErr []error
+
+func joinLines(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return joinedErr(errs)
+}
+
+func (j joinedErr) Error() string {
+	parts := make([]string, len(j))
+	for i, err := range j {
+		parts[i] = err.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (j joinedErr) Unwrap() []error { return j }

@@ -1,0 +1,86 @@
+package etcdkit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Codec turns values of T into the bytes stored in etcd and back.
+// Decode must return an error, never a zero value, for bytes it cannot read:
+// etcdkit reports them as a [*DecodeError].
+type Codec[T any] interface {
+	Encode(T) ([]byte, error)
+	Decode([]byte) (T, error)
+}
+
+// JSON returns a codec that stores T as JSON (encoding/json).
+// Decoding bytes that are not a JSON encoding of T fails.
+func JSON[T any]() Codec[T] { return jsonCodec[T]{} }
+
+type jsonCodec[T any] struct{}
+
+func (jsonCodec[T]) Encode(v T) ([]byte, error) { return json.Marshal(v) }
+
+func (jsonCodec[T]) Decode(b []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
+// String returns a codec that stores a string as its bytes. Decoding bytes
+// that are not valid UTF-8 fails, so binary data is never silently mangled;
+// use [Bytes] for binary values.
+func String() Codec[string] { return stringCodec{} }
+
+type stringCodec struct{}
+
+func (stringCodec) Encode(s string) ([]byte, error) { return []byte(s), nil }
+
+func (stringCodec) Decode(b []byte) (string, error) {
+	if !utf8.Valid(b) {
+		return "", errors.New("value is not valid UTF-8")
+	}
+	return string(b), nil
+}
+
+// Bytes returns a codec that stores a []byte as it is. It never fails and
+// does not copy: the slice Decode returns belongs to the caller.
+func Bytes() Codec[[]byte] { return bytesCodec{} }
+
+type bytesCodec struct{}
+
+func (bytesCodec) Encode(b []byte) ([]byte, error) { return b, nil }
+func (bytesCodec) Decode(b []byte) ([]byte, error) { return b, nil }
+
+// Proto returns a codec that stores a protobuf message in its binary wire
+// format. T is a pointer to a generated message type, e.g. Proto[*pb.User]().
+// Decoding bytes that are not a valid encoding fails.
+func Proto[T proto.Message]() Codec[T] { return protoCodec[T]{} }
+
+type protoCodec[T proto.Message] struct{}
+
+func (protoCodec[T]) Encode(m T) ([]byte, error) {
+	if any(m) == nil {
+		return nil, errors.New("nil protobuf message")
+	}
+	return proto.Marshal(m)
+}
+
+func (protoCodec[T]) Decode(b []byte) (T, error) {
+	var zero T
+	m, ok := zero.ProtoReflect().Type().New().Interface().(T)
+	if !ok {
+		return zero, fmt.Errorf("cannot make a %T", zero)
+	}
+	if err := proto.Unmarshal(b, m); err != nil {
+		return zero, err
+	}
+	return m, nil
+}

@@ -1,0 +1,200 @@
+package etcdkit
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// Defaults applied by [New] to the zero fields of a [Config].
+const (
+	DefaultEndpoint       = "127.0.0.1:2379"
+	DefaultDialTimeout    = 5 * time.Second
+	DefaultRequestTimeout = 5 * time.Second
+)
+
+// Config says how to reach etcd. The zero value is usable: it connects to
+// $ETCD_ENDPOINTS, else [DefaultEndpoint], with the default timeouts.
+//
+// Config never prints its password: String and LogValue redact it.
+type Config struct {
+	// Endpoints are the etcd client URLs, e.g. "127.0.0.1:2379",
+	// "https://etcd-0:2379" or "unix:///run/etcd.sock".
+	// Default: $ETCD_ENDPOINTS (comma-separated), else [DefaultEndpoint].
+	Endpoints []string
+
+	// DialTimeout bounds how long New waits for an endpoint to answer.
+	// Default: [DefaultDialTimeout].
+	DialTimeout time.Duration
+
+	// RequestTimeout bounds each unary call whose ctx has no deadline of its own.
+	// A ctx that already has a deadline keeps it. Default: [DefaultRequestTimeout].
+	RequestTimeout time.Duration
+
+	// Username and Password authenticate with etcd's auth (RBAC). Both or neither.
+	// The password is never printed.
+	Username, Password string
+
+	// TLS, when set, is used for every endpoint. Endpoints with an https:// or
+	// unixs:// scheme and no TLS get a default TLS config that verifies the
+	// server against the system roots. Default: nil (plain text).
+	TLS *tls.Config
+
+	// Namespace is a key prefix under which every key of this client lives, so
+	// that several applications can share one cluster; the namespace is invisible
+	// to the caller. Default: "" (the whole keyspace).
+	Namespace string
+
+	// Logger receives the client's own log lines and those of clientv3 and gRPC
+	// for this client. Default: a logger that discards everything.
+	Logger *slog.Logger
+}
+
+// Environment variables read by [ConfigFromEnv].
+const (
+	EnvEndpoints = "ETCD_ENDPOINTS"
+	EnvUsername  = "ETCD_USERNAME"
+	EnvPassword  = "ETCD_PASSWORD"
+	EnvCACert    = "ETCD_CACERT"
+	EnvCert      = "ETCD_CERT"
+	EnvKey       = "ETCD_KEY"
+	EnvNamespace = "ETCD_NAMESPACE"
+)
+
+// ConfigFromEnv builds a Config from ETCD_ENDPOINTS (comma-separated),
+// ETCD_USERNAME, ETCD_PASSWORD, ETCD_CACERT, ETCD_CERT, ETCD_KEY and
+// ETCD_NAMESPACE. Unset variables leave their field at its default. It fails
+// when a certificate file cannot be read or parsed, or when only one of
+// ETCD_CERT and ETCD_KEY is set.
+func ConfigFromEnv() (Config, error) {
+	cfg := Config{
+		Endpoints: splitEndpoints(os.Getenv(EnvEndpoints)),
+		Username:  os.Getenv(EnvUsername),
+		Password:  os.Getenv(EnvPassword),
+		Namespace: os.Getenv(EnvNamespace),
+	}
+	tlsCfg, err := tlsFromFiles(os.Getenv(EnvCACert), os.Getenv(EnvCert), os.Getenv(EnvKey))
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.TLS = tlsCfg
+	return cfg, nil
+}
+
+func splitEndpoints(s string) []string {
+	var eps []string
+	for ep := range strings.SplitSeq(s, ",") {
+		if ep = strings.TrimSpace(ep); ep != "" {
+			eps = append(eps, ep)
+		}
+	}
+	return eps
+}
+
+// tlsFromFiles returns nil when no file is named: plain text is then the default.
+func tlsFromFiles(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if caFile == "" && certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("etcdkit: read %s: %w", EnvCACert, err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("etcdkit: %s %q holds no PEM certificate", EnvCACert, caFile)
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("etcdkit: %s and %s must be set together", EnvCert, EnvKey)
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			// The error names files, never key material.
+			return nil, fmt.Errorf("etcdkit: load client certificate %q: %w", certFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// withDefaults fills every zero field; it is the one place defaults live.
+func (cfg Config) withDefaults() Config {
+	if len(cfg.Endpoints) == 0 {
+		cfg.Endpoints = splitEndpoints(os.Getenv(EnvEndpoints))
+	}
+	if len(cfg.Endpoints) == 0 {
+		cfg.Endpoints = []string{DefaultEndpoint}
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+func (cfg Config) validate() error {
+	var errs []error
+	if cfg.DialTimeout < 0 {
+		errs = append(errs, fmt.Errorf("DialTimeout %v is negative", cfg.DialTimeout))
+	}
+	if cfg.RequestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("RequestTimeout %v is negative", cfg.RequestTimeout))
+	}
+	if (cfg.Username == "") != (cfg.Password == "") {
+		errs = append(errs, errors.New("Username and Password must be set together"))
+	}
+	for _, ep := range cfg.Endpoints {
+		if _, err := parseEndpoint(ep); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("etcdkit: invalid config: %w", err)
+	}
+	return nil
+}
+
+const redacted = "[REDACTED]"
+
+// String describes the config with its password redacted.
+func (cfg Config) String() string {
+	pw := ""
+	if cfg.Password != "" {
+		pw = redacted
+	}
+	return fmt.Sprintf("etcdkit.Config{Endpoints:%v DialTimeout:%v RequestTimeout:%v Username:%q Password:%q TLS:%t Namespace:%q}",
+		cfg.Endpoints, cfg.DialTimeout, cfg.RequestTimeout, cfg.Username, pw, cfg.TLS != nil, cfg.Namespace)
+}
+
+// GoString is String, so that %#v redacts the password too.
+func (cfg Config) GoString() string { return cfg.String() }
+
+// LogValue makes slog print the config with its password redacted.
+func (cfg Config) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.Any("endpoints", cfg.Endpoints),
+		slog.Duration("dial_timeout", cfg.DialTimeout),
+		slog.Duration("request_timeout", cfg.RequestTimeout),
+		slog.String("username", cfg.Username),
+		slog.Bool("tls", cfg.TLS != nil),
+		slog.String("namespace", cfg.Namespace),
+	}
+	if cfg.Password != "" {
+		attrs = append(attrs, slog.String("password", redacted))
+	}
+	return slog.GroupValue(attrs...)
+}

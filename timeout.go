@@ -1,0 +1,76 @@
+package etcdkit
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// deadlines bounds calls whose ctx has no deadline by RequestTimeout, without
+// paying for a timer per call. context.WithTimeout allocates a timer and a
+// cancel context for every request; instead, calls that start within the same
+// bucketWidth share one context whose deadline is the end of their bucket, so
+// each call gets between RequestTimeout and RequestTimeout+bucketWidth.
+type deadlines struct {
+	timeout time.Duration
+	parent  context.Context // the client's lifetime: Close ends every bucket
+	cur     atomic.Pointer[bucket]
+}
+
+type bucket struct {
+	ctx      context.Context
+	cancel   context.CancelFunc // kept so the context can be freed; its timer does that at the deadline
+	deadline time.Time
+}
+
+const bucketWidth = 10 * time.Millisecond
+
+func noop() {}
+
+// bound returns ctx bounded by the request timeout and the function to call
+// when the request is done.
+func (d *deadlines) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, noop
+	}
+	if ctx.Done() != nil {
+		// A cancellable ctx must stay cancellable: it needs its own timer.
+		return context.WithTimeout(ctx, d.timeout)
+	}
+	b := d.bucket()
+	if ctx == context.Background() || ctx == context.TODO() {
+		return b.ctx, noop
+	}
+	return &boundCtx{Context: b.ctx, values: ctx}, noop
+}
+
+func (d *deadlines) bucket() *bucket {
+	need := time.Now().Add(d.timeout)
+	for {
+		b := d.cur.Load()
+		if b != nil && !b.deadline.Before(need) {
+			return b
+		}
+		nb := &bucket{deadline: need.Add(bucketWidth)}
+		// Nobody calls cancel early: the timer frees the context at its
+		// deadline, and Close frees all of them through parent.
+		nb.ctx, nb.cancel = context.WithDeadline(d.parent, nb.deadline)
+		if d.cur.CompareAndSwap(b, nb) {
+			return nb
+		}
+	}
+}
+
+// boundCtx is a shared deadline context that answers Value from the caller's
+// ctx first, so request metadata survives.
+type boundCtx struct {
+	context.Context
+	values context.Context
+}
+
+func (c *boundCtx) Value(key any) any {
+	if v := c.values.Value(key); v != nil {
+		return v
+	}
+	return c.Context.Value(key)
+}
