@@ -67,7 +67,8 @@ func Proto[T proto.Message]() Codec[T] { return protoCodec[T]{} }
 type protoCodec[T proto.Message] struct{}
 
 func (protoCodec[T]) Encode(m T) ([]byte, error) {
-	if any(m) == nil {
+	// A typed nil pointer is not == nil inside an interface; ask protobuf.
+	if any(m) == nil || !m.ProtoReflect().IsValid() {
 		return nil, errors.New("nil protobuf message")
 	}
 	return proto.Marshal(m)

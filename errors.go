@@ -229,6 +229,9 @@ func codeSentinel(err error) error {
 		if strings.Contains(st.Message(), "client connection is closing") {
 			return ErrClosed
 		}
+		return context.Canceled
+	case codes.DeadlineExceeded:
+		return context.DeadlineExceeded
 	case codes.InvalidArgument, codes.OutOfRange:
 		return ErrInvalidArgument
 	case codes.NotFound:
@@ -298,6 +301,8 @@ var rpcSentinels = map[rpctypes.EtcdError]error{
 	asEtcd(rpctypes.ErrCorrupt):                    ErrUnavailable,
 	// ErrTimeoutWaitAppliedIndex has no client-side value: codeSentinel maps it.
 	asEtcd(rpctypes.ErrBadLeaderTransferee): ErrInvalidArgument,
+	// A learner refuses what it cannot serve; another member can.
+	asEtcd(rpctypes.Error(rpctypes.ErrGRPCNotSupportedForLearner)): ErrUnavailable,
 
 	asEtcd(rpctypes.ErrClusterVersionUnavailable):     ErrUnavailable,
 	asEtcd(rpctypes.ErrWrongDowngradeVersionFormat):   ErrInvalidArgument,

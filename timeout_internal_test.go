@@ -1,0 +1,110 @@
+package etcdkit
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+type ctxKey struct{}
+
+func TestBound(t *testing.T) {
+	const timeout = 2 * time.Second
+	life, end := context.WithCancel(context.Background())
+	defer end()
+	d := &deadlines{timeout: timeout, parent: life}
+
+	t.Run("no deadline gets one within a bucket of the timeout", func(t *testing.T) {
+		start := time.Now()
+		ctx, cancel := d.bound(context.Background())
+		defer cancel()
+		dl, ok := ctx.Deadline()
+		if !ok {
+			t.Fatal("bounded ctx has no deadline")
+		}
+		if got := dl.Sub(start); got < timeout || got > timeout+2*bucketWidth {
+			t.Errorf("deadline in %v, want between %v and %v", got, timeout, timeout+2*bucketWidth)
+		}
+	})
+	t.Run("an existing deadline is kept", func(t *testing.T) {
+		parent, c := context.WithTimeout(context.Background(), time.Hour)
+		defer c()
+		ctx, cancel := d.bound(parent)
+		defer cancel()
+		if ctx != parent {
+			t.Error("a ctx with a deadline was replaced")
+		}
+	})
+	t.Run("a cancellable ctx stays cancellable", func(t *testing.T) {
+		parent, c := context.WithCancel(context.Background())
+		ctx, cancel := d.bound(parent)
+		defer cancel()
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("no deadline")
+		}
+		c()
+		<-ctx.Done()
+		if !errors.Is(ctx.Err(), context.Canceled) {
+			t.Errorf("Err = %v, want Canceled", ctx.Err())
+		}
+	})
+	t.Run("values survive", func(t *testing.T) {
+		parent := context.WithValue(context.Background(), ctxKey{}, "v")
+		ctx, cancel := d.bound(parent)
+		defer cancel()
+		if ctx.Value(ctxKey{}) != "v" {
+			t.Error("value lost")
+		}
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("no deadline")
+		}
+		// A child of the bounded ctx must be cancelled with it, as gRPC's are.
+		child, cc := context.WithCancel(ctx)
+		defer cc()
+		if child.Err() != nil {
+			t.Fatal("child ended early")
+		}
+	})
+	t.Run("calls in one bucket share a context", func(t *testing.T) {
+		a, _ := d.bound(context.Background())
+		b, _ := d.bound(context.Background())
+		da, _ := a.Deadline()
+		db, _ := b.Deadline()
+		if a != b && da.Equal(db) {
+			t.Error("same deadline but two contexts")
+		}
+	})
+	t.Run("closing the client ends every bucket", func(t *testing.T) {
+		life, end := context.WithCancel(context.Background())
+		d := &deadlines{timeout: time.Hour, parent: life}
+		ctx, _ := d.bound(context.WithValue(context.Background(), ctxKey{}, 1))
+		end()
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("bounded ctx not ended by the client's end")
+		}
+	})
+}
+
+// BenchmarkBound compares the shared-deadline bound with a timer per call.
+func BenchmarkBound(b *testing.B) {
+	d := &deadlines{timeout: 5 * time.Second, parent: context.Background()}
+	b.Run("shared", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, cancel := d.bound(context.Background())
+			_ = ctx
+			cancel()
+		}
+	})
+	b.Run("withtimeout", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = ctx
+			cancel()
+		}
+	})
+}
