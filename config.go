@@ -155,7 +155,7 @@ func (cfg Config) validate() error {
 		errs = append(errs, fmt.Errorf("RequestTimeout %v is negative", cfg.RequestTimeout))
 	}
 	if (cfg.Username == "") != (cfg.Password == "") {
-		errs = append(errs, errors.New("Username and Password must be set together"))
+		errs = append(errs, errors.New("both Username and Password must be set, or neither"))
 	}
 	for _, ep := range cfg.Endpoints {
 		if _, err := parseEndpoint(ep); err != nil {
