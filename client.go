@@ -48,7 +48,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
-	if err := probeEndpoints(dialCtx, cfg); err != nil {
+	reachable, err := probeEndpoints(dialCtx, cfg)
+	if err != nil {
 		return nil, err
 	}
 	raw, err := clientv3.New(clientv3.Config{
@@ -62,7 +63,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, connectErr(cfg, err)
 	}
-	if err := checkStatus(dialCtx, raw); err != nil {
+	if err := checkStatus(dialCtx, raw, reachable); err != nil {
 		raw.Close()
 		return nil, connectErr(cfg, err)
 	}
@@ -169,9 +170,9 @@ func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc
 	return c.bounds.bound(ctx)
 }
 
-// probeEndpoints dials every endpoint at once and fails only if none answers;
-// its error explains each failure.
-func probeEndpoints(ctx context.Context, cfg Config) error {
+// probeEndpoints dials every endpoint at once and returns those that answer.
+// It fails only if none does; its error explains each failure.
+func probeEndpoints(ctx context.Context, cfg Config) ([]string, error) {
 	errs := make([]error, len(cfg.Endpoints))
 	var wg sync.WaitGroup
 	for i, raw := range cfg.Endpoints {
@@ -184,36 +185,48 @@ func probeEndpoints(ctx context.Context, cfg Config) error {
 	}
 	wg.Wait()
 	var failed []error
-	for _, err := range errs {
+	var reachable []string
+	for i, err := range errs {
 		if err != nil {
 			failed = append(failed, err)
+		} else {
+			reachable = append(reachable, cfg.Endpoints[i])
 		}
 	}
-	if len(failed) < len(cfg.Endpoints) {
-		for _, err := range failed {
-			cfg.Logger.Warn("etcdkit: endpoint unreachable", "error", err)
-		}
-		return nil
+	if len(reachable) == 0 {
+		return nil, &opError{op: "connect", err: &mappedError{sentinel: ErrUnavailable, cause: joinLines(failed)}}
 	}
-	return &opError{op: "connect", err: &mappedError{sentinel: ErrUnavailable, cause: joinLines(failed)}}
+	for _, err := range failed {
+		cfg.Logger.Warn("etcdkit: endpoint unreachable", "error", err)
+	}
+	return reachable, nil
 }
 
-// checkStatus asks the cluster for its status through the balanced
-// connection, so that a server that accepts connections but is not a working
-// etcd is caught here rather than at the first request.
-func checkStatus(ctx context.Context, raw *clientv3.Client) error {
-	var errs []error
-	for _, ep := range raw.Endpoints() {
-		_, err := raw.Status(ctx, ep)
+// checkStatus asks each reachable endpoint for its status, at once, so that a
+// server that accepts connections but is not a working etcd is caught here
+// rather than at the first request. One answer is enough.
+func checkStatus(ctx context.Context, raw *clientv3.Client, endpoints []string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(endpoints))
+	for _, ep := range endpoints {
+		go func() {
+			_, err := raw.Status(ctx, ep)
+			if err != nil {
+				err = &endpointError{endpoint: ep, err: err}
+			}
+			errs <- err
+		}()
+	}
+	var failed []error
+	for range endpoints {
+		err := <-errs
 		if err == nil {
 			return nil
 		}
-		errs = append(errs, &endpointError{endpoint: ep, err: err})
-		if ctx.Err() != nil {
-			break
-		}
+		failed = append(failed, err)
 	}
-	return joinLines(errs)
+	return joinLines(failed)
 }
 
 func connectErr(cfg Config, err error) error {

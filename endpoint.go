@@ -71,7 +71,27 @@ func (e endpoint) probe(ctx context.Context, tlsCfg *tls.Config) error {
 	if e.usesTLS(tlsCfg) {
 		return e.probeTLS(ctx, conn, tlsCfg)
 	}
-	return probePlain(conn)
+	if err := probePlain(conn); err != nil {
+		if e.speaksTLS(ctx) {
+			return errors.New("the server requires TLS but no TLS config was given")
+		}
+		return err
+	}
+	return nil
+}
+
+// speaksTLS reports whether the endpoint completes a TLS handshake, whatever
+// its certificate: a server that hangs up on plain text may just want TLS.
+func (e endpoint) speaksTLS(ctx context.Context) bool {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, e.network, e.addr)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	// Only the handshake's success is used; nothing is sent over it.
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // diagnosis only
+	return tc.HandshakeContext(ctx) == nil
 }
 
 func (e endpoint) probeTLS(ctx context.Context, conn net.Conn, cfg *tls.Config) error {
