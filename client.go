@@ -22,6 +22,7 @@ type Client struct {
 	owned  bool // Close closes raw only if New made it
 	log    *slog.Logger
 	bounds deadlines
+	lim    limits // the server's limits, checked before sending
 
 	ctx    context.Context // ends when Close is called
 	cancel context.CancelFunc
@@ -74,18 +75,22 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		raw.Watcher = namespace.NewWatcher(raw.Watcher, cfg.Namespace)
 		raw.Lease = namespace.NewLease(raw.Lease, cfg.Namespace)
 	}
-	return newClient(raw, true, cfg.RequestTimeout, cfg.Logger), nil
+	c := newClient(raw, true, cfg.RequestTimeout, cfg.Logger)
+	c.lim = limits{maxTxnOps: cfg.MaxTxnOps, maxRequestBytes: cfg.MaxRequestBytes}
+	return c, nil
 }
 
 // Wrap adopts a clientv3 client someone else made and owns: [Client.Close]
 // ends what this Client started but does not close raw. Calls without a
-// deadline are bounded by [DefaultRequestTimeout].
+// deadline are bounded by [DefaultRequestTimeout]; the server limits are
+// taken to be etcd's defaults ([DefaultMaxTxnOps], [DefaultMaxRequestBytes]).
 func Wrap(raw *clientv3.Client) *Client {
 	return newClient(raw, false, DefaultRequestTimeout, slog.New(slog.DiscardHandler))
 }
 
 func newClient(raw *clientv3.Client, owned bool, timeout time.Duration, log *slog.Logger) *Client {
-	c := &Client{raw: raw, owned: owned, log: log, closers: map[uint64]func(context.Context){}}
+	c := &Client{raw: raw, owned: owned, log: log, closers: map[uint64]func(context.Context){},
+		lim: limits{maxTxnOps: DefaultMaxTxnOps, maxRequestBytes: DefaultMaxRequestBytes}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.bounds = deadlines{timeout: timeout, parent: c.ctx}
 	return c

@@ -16,6 +16,10 @@ const (
 	DefaultEndpoint       = "127.0.0.1:2379"
 	DefaultDialTimeout    = 5 * time.Second
 	DefaultRequestTimeout = 5 * time.Second
+	// DefaultMaxTxnOps is etcd's default --max-txn-ops.
+	DefaultMaxTxnOps = 128
+	// DefaultMaxRequestBytes is etcd's default --max-request-bytes (1.5 MiB).
+	DefaultMaxRequestBytes = 1572864
 )
 
 // Config says how to reach etcd. The zero value is usable: it connects to
@@ -50,9 +54,20 @@ type Config struct {
 	// to the caller. Default: "" (the whole keyspace).
 	Namespace string
 
-	// Logger receives the client's own log lines and those of clientv3 and gRPC
-	// for this client. Default: a logger that discards everything.
+	// Logger receives the client's own log lines and those of clientv3 for
+	// this client. Default: a logger that discards everything.
 	Logger *slog.Logger
+
+	// MaxTxnOps is the server's --max-txn-ops: a transaction with more
+	// operations in a branch is refused with [ErrTooManyOps] before it is
+	// sent. Set it to the cluster's value if it was changed.
+	// Default: [DefaultMaxTxnOps].
+	MaxTxnOps int
+
+	// MaxRequestBytes is the server's --max-request-bytes: a write over it is
+	// refused with [ErrTooLarge] before it is sent. Set it to the cluster's
+	// value if it was changed. Default: [DefaultMaxRequestBytes].
+	MaxRequestBytes int
 }
 
 // Environment variables read by [ConfigFromEnv].
@@ -143,6 +158,12 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxTxnOps == 0 {
+		cfg.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if cfg.MaxRequestBytes == 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
 	return cfg
 }
 
@@ -153,6 +174,12 @@ func (cfg Config) validate() error {
 	}
 	if cfg.RequestTimeout < 0 {
 		errs = append(errs, fmt.Errorf("RequestTimeout %v is negative", cfg.RequestTimeout))
+	}
+	if cfg.MaxTxnOps < 0 {
+		errs = append(errs, fmt.Errorf("MaxTxnOps %d is negative", cfg.MaxTxnOps))
+	}
+	if cfg.MaxRequestBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxRequestBytes %d is negative", cfg.MaxRequestBytes))
 	}
 	if (cfg.Username == "") != (cfg.Password == "") {
 		errs = append(errs, errors.New("both Username and Password must be set, or neither"))

@@ -99,6 +99,8 @@ func (e endpoint) probeTLS(ctx context.Context, conn net.Conn, cfg *tls.Config) 
 		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	cfg = cfg.Clone()
+	// etcd serves gRPC and HTTP on one TLS port and tells them apart by ALPN.
+	cfg.NextProtos = []string{"h2"}
 	if cfg.ServerName == "" {
 		host, _, err := net.SplitHostPort(e.addr)
 		if err != nil {
@@ -112,6 +114,15 @@ func (e endpoint) probeTLS(ctx context.Context, conn net.Conn, cfg *tls.Config) 
 			return errors.New("TLS handshake timed out (is the server speaking TLS?)")
 		}
 		return fmt.Errorf("TLS handshake failed: %w", err)
+	}
+	// With TLS 1.3 a server rejects the client's certificate only after the
+	// client's side of the handshake is done: the first read tells.
+	if err := probePlain(tc); err != nil {
+		var alert tls.AlertError
+		if errors.As(err, &alert) || strings.Contains(err.Error(), "remote error") {
+			return fmt.Errorf("the server refused the client certificate: %w", err)
+		}
+		return err
 	}
 	return nil
 }
@@ -134,6 +145,10 @@ func probePlain(conn net.Conn) error {
 		return errors.New("the server speaks HTTP/1, not gRPC: is this an etcd client URL?")
 	}
 	if err != nil && n == 0 {
+		var alert tls.AlertError
+		if errors.As(err, &alert) || strings.Contains(err.Error(), "remote error") {
+			return err
+		}
 		if isTimeout(err) {
 			return errors.New("no answer to the gRPC handshake (timed out)")
 		}

@@ -205,12 +205,27 @@ func sentinelFor(err error) error {
 	}
 	// Errors that arrive as raw gRPC statuses (from streams) are converted the
 	// same way clientv3 converts unary errors.
-	if ee, ok := rpctypes.Error(err).(rpctypes.EtcdError); ok {
-		if s, ok := rpcSentinels[ee]; ok {
-			return s
+	if s := etcdSentinel(err); s != nil {
+		return s
+	}
+	// A cancelled watch carries its reason as text, and etcd writes that
+	// reason as a whole gRPC error: "rpc error: code = PermissionDenied desc
+	// = etcdserver: permission denied".
+	if msg := rpctypes.ErrorDesc(err); strings.HasPrefix(msg, "rpc error: code = ") {
+		if _, desc, found := strings.Cut(msg, " desc = "); found {
+			if s := etcdSentinel(errors.New(desc)); s != nil {
+				return s
+			}
 		}
 	}
 	return codeSentinel(err)
+}
+
+func etcdSentinel(err error) error {
+	if ee, ok := rpctypes.Error(err).(rpctypes.EtcdError); ok {
+		return rpcSentinels[ee]
+	}
+	return nil
 }
 
 func codeSentinel(err error) error {

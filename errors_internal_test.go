@@ -115,6 +115,11 @@ func TestMapError_Transport(t *testing.T) {
 		{"unauthenticated", status.Error(codes.Unauthenticated, "bad token"), ErrAuthFailed},
 		{"permission", status.Error(codes.PermissionDenied, "nope"), ErrPermissionDenied},
 		{"ctx canceled", fmt.Errorf("x: %w", context.Canceled), context.Canceled},
+		// How clientv3 reports a watch the server cancelled: the reason is
+		// the text of a whole gRPC error.
+		{"watch cancel reason", errors.New(rpctypes.ErrGRPCPermissionDenied.Error()), ErrPermissionDenied},
+		{"watch cancel reason as status", status.Error(codes.FailedPrecondition, rpctypes.ErrGRPCPermissionDenied.Error()), ErrPermissionDenied},
+		{"watch cancel reason, compacted", errors.New(rpctypes.ErrGRPCCompacted.Error()), ErrCompacted},
 		{"ctx deadline", context.DeadlineExceeded, context.DeadlineExceeded},
 	}
 	for _, tt := range tests {

@@ -2,8 +2,11 @@ package etcdkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
+	"unsafe"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -44,27 +47,31 @@ func (kv *KV[T]) Client() *Client { return kv.c }
 // Get returns the entry at key. It fails with [ErrNotFound] when the key does
 // not exist and with a [*DecodeError] when its value does not decode.
 func (kv *KV[T]) Get(ctx context.Context, key string) (Entry[T], error) {
-	if err := kv.check("get", key); err != nil {
+	if err := kv.checkCall(ctx, "get", key); err != nil {
 		return Entry[T]{}, err
 	}
+	return kv.get(ctx, "get", kv.prefix+key)
+}
+
+// get reads the full key (prefix included).
+func (kv *KV[T]) get(ctx context.Context, op, full string) (Entry[T], error) {
 	ctx, cancel := kv.c.bound(ctx)
-	resp, err := kv.c.raw.KV.Get(ctx, kv.prefix+key)
+	resp, err := kv.c.raw.KV.Get(ctx, full)
 	cancel()
 	if err != nil {
-		return Entry[T]{}, opErr("get", kv.prefix+key, err)
+		return Entry[T]{}, opErr(op, full, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return Entry[T]{}, &opError{op: "get", key: kv.prefix + key, err: ErrNotFound}
+		return Entry[T]{}, &opError{op: op, key: full, err: ErrNotFound}
 	}
 	return kv.entry(resp.Kvs[0])
 }
 
-// Put stores v at key and returns the revision of the write.
+// Put stores v at key and returns the revision of the write. Without
+// [WithLease] the key has no lease afterwards, as with etcd's own put. It
+// fails with [ErrTooLarge] when key and value are over the request size limit.
 func (kv *KV[T]) Put(ctx context.Context, key string, v T, opts ...PutOption) (int64, error) {
-	if err := kv.check("put", key); err != nil {
-		return 0, err
-	}
-	val, err := kv.encode("put", key, v)
+	val, err := kv.checkWrite(ctx, "put", key, v)
 	if err != nil {
 		return 0, err
 	}
@@ -77,7 +84,205 @@ func (kv *KV[T]) Put(ctx context.Context, key string, v T, opts ...PutOption) (i
 	return resp.Header.Revision, nil
 }
 
-// check validates what every call needs before anything is sent.
+// Create stores v at key only if the key does not exist, in one round trip,
+// and returns the revision of the write. It fails with [ErrExists] when the
+// key is already there.
+func (kv *KV[T]) Create(ctx context.Context, key string, v T, opts ...PutOption) (int64, error) {
+	val, err := kv.checkWrite(ctx, "create", key, v)
+	if err != nil {
+		return 0, err
+	}
+	full := kv.prefix + key
+	ctx, cancel := kv.c.bound(ctx)
+	resp, err := kv.c.raw.KV.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(full), "=", 0)).
+		Then(clientv3.OpPut(full, val, putOpOptions(opts)...)).
+		Commit()
+	cancel()
+	if err != nil {
+		return 0, opErr("create", full, err)
+	}
+	if !resp.Succeeded {
+		return 0, &opError{op: "create", key: full, err: ErrExists}
+	}
+	return resp.Header.Revision, nil
+}
+
+// CompareAndSwap stores v at key only if the key's mod revision is still
+// modRevision, in one round trip, and returns the revision of the write.
+// A modRevision of 0 means "only if the key does not exist". The key keeps
+// the lease it has.
+//
+// When the key changed, it fails with a [*ConflictError] (matching
+// [ErrConflict]) that carries the current entry, or none if the key is gone;
+// read it with [CurrentEntry]. A current value that does not decode gives a
+// [*DecodeError] instead.
+func (kv *KV[T]) CompareAndSwap(ctx context.Context, key string, v T, modRevision int64) (int64, error) {
+	if modRevision < 0 {
+		return 0, &opError{op: "compare-and-swap", key: kv.prefix + key,
+			err: fmt.Errorf("%w: modRevision %d is negative", ErrInvalidArgument, modRevision)}
+	}
+	return kv.compareAndSwap(ctx, "compare-and-swap", key, kv.prefix+key, v, modRevision)
+}
+
+// compareAndSwap swaps key, whose full key (prefix included) is full.
+func (kv *KV[T]) compareAndSwap(ctx context.Context, op, key, full string, v T, modRevision int64) (int64, error) {
+	val, err := kv.checkWrite(ctx, op, key, v)
+	if err != nil {
+		return 0, err
+	}
+	var put clientv3.Op
+	if modRevision > 0 {
+		// Without this a swap would silently detach the key from its lease.
+		put = clientv3.OpPut(full, val, clientv3.WithIgnoreLease())
+	} else {
+		put = clientv3.OpPut(full, val)
+	}
+	ctx, cancel := kv.c.bound(ctx)
+	resp, err := kv.c.raw.KV.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(full), "=", modRevision)).
+		Then(put).
+		Else(clientv3.OpGet(full)).
+		Commit()
+	cancel()
+	if err != nil {
+		return 0, opErr(op, full, err)
+	}
+	if !resp.Succeeded {
+		return 0, kv.conflict(op, key, resp.Responses[0].GetResponseRange().GetKvs())
+	}
+	return resp.Header.Revision, nil
+}
+
+// conflict builds the ConflictError for key from what the Else branch read.
+func (kv *KV[T]) conflict(op, key string, kvs []*mvccpb.KeyValue) error {
+	ce := &ConflictError{Key: key}
+	if len(kvs) > 0 {
+		cur, err := kv.entry(kvs[0])
+		if err != nil {
+			return &opError{op: op, key: kv.prefix + key, err: err}
+		}
+		ce.Current = &cur
+	}
+	return &opError{op: op, key: kv.prefix + key, err: ce}
+}
+
+// Update reads the value at key, applies fn to it and writes the result back
+// with [KV.CompareAndSwap], so that no concurrent change is lost. On a
+// conflict it calls fn again with the value the conflict reported (no extra
+// read), after a short jittered pause, up to a bounded number of attempts;
+// fn must therefore have no side effects. It returns the entry written; the
+// key keeps its lease.
+//
+// It fails with [ErrNotFound] when the key does not exist (or is deleted
+// meanwhile), with fn's error (wrapped) when fn fails, and with a
+// [*ConflictError] when every attempt conflicted.
+func (kv *KV[T]) Update(ctx context.Context, key string, fn func(cur T) (T, error)) (Entry[T], error) {
+	if err := kv.checkCall(ctx, "update", key); err != nil {
+		return Entry[T]{}, err
+	}
+	full := kv.prefix + key
+	cur, err := kv.get(ctx, "update", full)
+	if err != nil {
+		return Entry[T]{}, err
+	}
+	for attempt := 1; ; attempt++ {
+		next, err := fn(cur.Value)
+		if err != nil {
+			return Entry[T]{}, &opError{op: "update", key: full, err: err}
+		}
+		start := time.Now()
+		rev, err := kv.compareAndSwap(ctx, "update", key, full, next, cur.ModRevision)
+		if err == nil {
+			return updated(cur, next, rev), nil
+		}
+		if cur, err = kv.retryUpdate(ctx, key, err, attempt, time.Since(start)); err != nil {
+			return Entry[T]{}, err
+		}
+	}
+}
+
+// retryUpdate decides, after a failed swap, whether Update goes on: it
+// returns the entry to retry with or the error to return.
+//
+// The entry a conflict carries is fresh, so the retry goes at once; a pause
+// there would only let it go stale. Every second failure pauses instead, so
+// that contending writers spread out: the attempt after a pause serves as
+// the read (if its entry went stale, its conflict brings a fresh one).
+func (kv *KV[T]) retryUpdate(ctx context.Context, key string, err error, attempt int, roundTrip time.Duration) (Entry[T], error) {
+	var ce *ConflictError
+	if !errors.As(err, &ce) {
+		return Entry[T]{}, err
+	}
+	cur, ok := ce.Current.(*Entry[T])
+	if !ok || cur == nil {
+		return Entry[T]{}, &opError{op: "update", key: kv.prefix + key, err: ErrNotFound}
+	}
+	if attempt >= maxUpdateAttempts {
+		return Entry[T]{}, &opError{op: "update", key: kv.prefix + key,
+			err: fmt.Errorf("gave up after %d attempts: %w", attempt, ce)}
+	}
+	if attempt%2 == 1 {
+		return *cur, nil
+	}
+	if err := kv.c.conflictPause(ctx, attempt/2, roundTrip); err != nil {
+		return Entry[T]{}, &opError{op: "update", key: kv.prefix + key, err: err}
+	}
+	return *cur, nil
+}
+
+func updated[T any](cur Entry[T], v T, rev int64) Entry[T] {
+	cur.Value = v
+	cur.ModRevision = rev
+	cur.Version++
+	return cur
+}
+
+// Delete deletes key and reports whether it existed.
+func (kv *KV[T]) Delete(ctx context.Context, key string) (bool, error) {
+	if err := kv.checkCall(ctx, "delete", key); err != nil {
+		return false, err
+	}
+	ctx, cancel := kv.c.bound(ctx)
+	resp, err := kv.c.raw.KV.Delete(ctx, kv.prefix+key)
+	cancel()
+	if err != nil {
+		return false, opErr("delete", kv.prefix+key, err)
+	}
+	return resp.Deleted > 0, nil
+}
+
+// CompareAndDelete deletes key only if its mod revision is still
+// modRevision (which must be > 0), in one round trip, and returns the
+// revision of the delete. When the key changed or is gone it fails with a
+// [*ConflictError] (matching [ErrConflict]) carrying the current entry, or
+// none if the key is gone.
+func (kv *KV[T]) CompareAndDelete(ctx context.Context, key string, modRevision int64) (int64, error) {
+	const op = "compare-and-delete"
+	if err := kv.checkCall(ctx, op, key); err != nil {
+		return 0, err
+	}
+	full := kv.prefix + key
+	if modRevision <= 0 {
+		return 0, &opError{op: op, key: full, err: fmt.Errorf("%w: modRevision %d, want > 0", ErrInvalidArgument, modRevision)}
+	}
+	ctx, cancel := kv.c.bound(ctx)
+	resp, err := kv.c.raw.KV.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(full), "=", modRevision)).
+		Then(clientv3.OpDelete(full)).
+		Else(clientv3.OpGet(full)).
+		Commit()
+	cancel()
+	if err != nil {
+		return 0, opErr(op, full, err)
+	}
+	if !resp.Succeeded {
+		return 0, kv.conflict(op, key, resp.Responses[0].GetResponseRange().GetKvs())
+	}
+	return resp.Header.Revision, nil
+}
+
+// check validates what every call on one key needs before anything is sent.
 func (kv *KV[T]) check(op, key string) error {
 	if kv == nil || kv.c == nil {
 		return &opError{op: op, key: key, err: fmt.Errorf("%w: nil KV or client", ErrInvalidArgument)}
@@ -85,10 +290,41 @@ func (kv *KV[T]) check(op, key string) error {
 	if kv.codec == nil {
 		return &opError{op: op, key: kv.prefix + key, err: fmt.Errorf("%w: nil codec", ErrInvalidArgument)}
 	}
-	if kv.prefix+key == "" {
+	if kv.prefix == "" && key == "" {
 		return &opError{op: op, err: ErrEmptyKey}
 	}
-	return kv.c.checkOpen(op, kv.prefix+key)
+	// The full key is built only for the error: this runs on every call.
+	if kv.c.checkOpen(op, "") != nil {
+		return &opError{op: op, key: kv.prefix + key, err: ErrClosed}
+	}
+	return nil
+}
+
+// checkCall is check plus a done ctx: nothing is sent for a cancelled call.
+func (kv *KV[T]) checkCall(ctx context.Context, op, key string) error {
+	if err := kv.check(op, key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return &opError{op: op, key: kv.prefix + key, err: err}
+	}
+	return nil
+}
+
+// checkWrite is checkCall for a write of v: it returns v encoded, or the
+// error when the request would be over the size limit.
+func (kv *KV[T]) checkWrite(ctx context.Context, op, key string, v T) (string, error) {
+	if err := kv.checkCall(ctx, op, key); err != nil {
+		return "", err
+	}
+	val, err := kv.encode(op, key, v)
+	if err != nil {
+		return "", err
+	}
+	if err := kv.c.limits().checkPut(op, kv.prefix, key, len(val)); err != nil {
+		return "", err
+	}
+	return val, nil
 }
 
 func (kv *KV[T]) encode(op, key string, v T) (string, error) {
@@ -101,7 +337,7 @@ func (kv *KV[T]) encode(op, key string, v T) (string, error) {
 
 // entry decodes a key-value from etcd into an Entry.
 func (kv *KV[T]) entry(p *mvccpb.KeyValue) (Entry[T], error) {
-	key := strings.TrimPrefix(string(p.Key), kv.prefix)
+	key := kv.entryKey(p.Key)
 	v, err := kv.codec.Decode(p.Value)
 	if err != nil {
 		return Entry[T]{}, &DecodeError{Key: key, Err: err}
@@ -114,6 +350,17 @@ func (kv *KV[T]) entry(p *mvccpb.KeyValue) (Entry[T], error) {
 		Version:        p.Version,
 		Lease:          p.Lease,
 	}, nil
+}
+
+// entryKey returns a full key from a response as a key relative to the
+// prefix. It does not copy: every response is decoded into fresh slices that
+// nothing else writes to, and the copy would be the one allocation a Get
+// adds over clientv3.
+func (kv *KV[T]) entryKey(full []byte) string {
+	if len(full) == 0 {
+		return ""
+	}
+	return strings.TrimPrefix(unsafe.String(&full[0], len(full)), kv.prefix)
 }
 
 // PutOption changes how a value is written.

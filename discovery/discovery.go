@@ -1,0 +1,116 @@
+package discovery
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/etcdkit/etcdkit"
+)
+
+// InstanceOf is one instance of a service: where it listens, and metadata
+// of type M, stored as JSON. Most users need only [Instance].
+type InstanceOf[M any] struct {
+	// ID names the instance within its service: unique, not empty, no '/'.
+	ID string
+	// Addr is where clients reach it, such as "10.0.0.7:9000"; not empty.
+	Addr string
+	// Metadata is stored as JSON beside Addr; etcd's resolver ignores it.
+	Metadata M
+}
+
+// Instance is an instance whose metadata, if any, is a map of strings.
+type Instance = InstanceOf[map[string]string]
+
+// record is the value etcd's naming/endpoints package stores for an
+// endpoint (its internal.Update): Op 0 means "add".
+type record[M any] struct {
+	Op       uint8
+	Addr     string
+	Metadata M
+}
+
+// recordCodec reads and writes records; it refuses a record without an
+// address, which no resolver could dial.
+type recordCodec[M any] struct{}
+
+func (recordCodec[M]) Encode(r record[M]) ([]byte, error) { return json.Marshal(r) }
+
+func (recordCodec[M]) Decode(b []byte) (record[M], error) {
+	var r record[M]
+	if err := json.Unmarshal(b, &r); err != nil {
+		return record[M]{}, err
+	}
+	if r.Addr == "" {
+		return record[M]{}, fmt.Errorf("no Addr in %d bytes", len(b))
+	}
+	return r, nil
+}
+
+// instances returns the KV of one service's instances: a key is an ID.
+func instances[M any](c *etcdkit.Client, service string) *etcdkit.KV[record[M]] {
+	return etcdkit.NewKV[record[M]](c, service+"/", recordCodec[M]{})
+}
+
+// instanceOf makes the instance stored at id.
+func instanceOf[M any](id string, r record[M]) InstanceOf[M] {
+	return InstanceOf[M]{ID: id, Addr: r.Addr, Metadata: r.Metadata}
+}
+
+// validID reports whether a key under a service's prefix is one of its
+// instances: a key with a '/' belongs to a service nested under it.
+func validID(id string) bool { return id != "" && !strings.Contains(id, "/") }
+
+// checkService validates a service name: not empty, and without a leading
+// or trailing '/', which etcd's resolver could not reach ("etcd:///svc"
+// resolves the keys under "svc/").
+func checkService(op, service string) error {
+	if service == "" {
+		return &opError{op: op, err: fmt.Errorf("%w: empty service name", etcdkit.ErrInvalidArgument)}
+	}
+	if strings.HasPrefix(service, "/") || strings.HasSuffix(service, "/") {
+		return &opError{op: op, key: service, err: fmt.Errorf("%w: service name %q starts or ends with '/'", etcdkit.ErrInvalidArgument, service)}
+	}
+	return nil
+}
+
+// checkInstance validates what Register needs of an instance.
+func checkInstance[M any](op, service string, inst InstanceOf[M]) error {
+	if err := checkService(op, service); err != nil {
+		return err
+	}
+	key := service + "/" + inst.ID
+	switch {
+	case inst.ID == "":
+		return &opError{op: op, key: key, err: fmt.Errorf("%w: empty instance ID", etcdkit.ErrInvalidArgument)}
+	case strings.Contains(inst.ID, "/"):
+		return &opError{op: op, key: key, err: fmt.Errorf("%w: instance ID %q contains '/'", etcdkit.ErrInvalidArgument, inst.ID)}
+	case inst.Addr == "":
+		return &opError{op: op, key: key, err: fmt.Errorf("%w: instance %q has an empty Addr", etcdkit.ErrInvalidArgument, inst.ID)}
+	}
+	return nil
+}
+
+// opError says what was attempted and on which key, like etcdkit's own
+// errors, and unwraps to the cause.
+type opError struct {
+	op, key string
+	err     error
+}
+
+func (e *opError) Error() string {
+	var b strings.Builder
+	b.WriteString("etcdkit: ")
+	b.WriteString(e.op)
+	if e.key != "" {
+		b.WriteByte(' ')
+		b.WriteString(strconv.Quote(e.key))
+	}
+	b.WriteString(": ")
+	// The cause is usually an etcdkit error that already names the key.
+	b.WriteString(strings.TrimPrefix(e.err.Error(), "etcdkit: "))
+	return b.String()
+}
+
+func (e *opError) Unwrap() error { return e.err }

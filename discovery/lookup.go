@@ -1,0 +1,57 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/etcdkit/etcdkit"
+)
+
+// Lookup returns the instances of service registered now, sorted by ID,
+// whether [Register] or etcd's endpoints.Manager registered them. A
+// service with no instance gives an empty slice and no error.
+//
+// An instance whose value does not decode (not an endpoint record, or
+// metadata that is not a map of strings) is left out, and reported as an
+// [*etcdkit.DecodeError] in the returned error beside the instances that
+// did decode. Lookup fails with an error matching
+// [etcdkit.ErrInvalidArgument] for a bad service name,
+// [etcdkit.ErrUnavailable] or ctx's error when etcd does not answer, and
+// [etcdkit.ErrClosed] after the client's Close.
+func Lookup(ctx context.Context, c *etcdkit.Client, service string) ([]Instance, error) {
+	return LookupOf[map[string]string](ctx, c, service)
+}
+
+// LookupOf is [Lookup] for instances with metadata of type M.
+func LookupOf[M any](ctx context.Context, c *etcdkit.Client, service string) ([]InstanceOf[M], error) {
+	if err := checkService("lookup", service); err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, &opError{op: "lookup", key: service, err: fmt.Errorf("%w: nil client", etcdkit.ErrInvalidArgument)}
+	}
+	found := []InstanceOf[M]{}
+	var bad []error
+	for e, err := range instances[M](c, service).List(ctx) {
+		switch {
+		case err == nil:
+			if validID(e.Key) {
+				found = append(found, instanceOf(e.Key, e.Value))
+			}
+		default:
+			// Declared here, on the error path only: it escapes.
+			var de *etcdkit.DecodeError
+			if !errors.As(err, &de) {
+				return nil, &opError{op: "lookup", key: service, err: err}
+			}
+			if validID(de.Key) { // else it belongs to a nested service
+				bad = append(bad, err)
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return found, &opError{op: "lookup", key: service, err: errors.Join(bad...)}
+	}
+	return found, nil
+}

@@ -1,0 +1,249 @@
+package etcdkit
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Leadership is a won election: this client's candidate key is the oldest
+// under the election's name, so its value is the leader's. It is safe for
+// concurrent use.
+//
+// An election named N is wire-compatible with
+// concurrency.NewElection(session, N) and "etcdctl elect N": its keys are
+// N + "/" + the lease ID in hex, and each excludes the others.
+type Leadership struct {
+	l *Lock
+}
+
+// Campaign joins the election called name with value, and returns once this
+// client leads it. Candidates lead in the order they joined. It fails with
+// ctx's error if ctx ends first, with [ErrLeaseExpired] if the lease behind
+// the candidacy ends while waiting (it never reports a leadership it does
+// not have), with [ErrInvalidTTL] for a [LockTTL] under one second,
+// [ErrEmptyKey] for an empty name and [ErrClosed] after [Client.Close]. A
+// candidate that gives up leaves no key behind.
+func (c *Client) Campaign(ctx context.Context, name, value string, opts ...LockOption) (*Leadership, error) {
+	prefix := name + "/"
+	q := queueSpec{
+		op: "campaign", name: name, regName: name, value: value,
+		key:    func(s *session) string { return prefix + leaseHex(s.id) },
+		checks: []clientv3.Op{clientv3.OpGet(prefix, clientv3.WithFirstCreate()...)},
+	}
+	l, resp, err := c.enqueue(ctx, opts, q)
+	if err != nil {
+		return nil, err
+	}
+	lead := &Leadership{l: l}
+	if !resp.Succeeded && string(resp.Responses[0].GetResponseRange().Kvs[0].Value) != value {
+		if err := lead.Proclaim(ctx, value); err != nil {
+			l.abandon(ctx)
+			return nil, err
+		}
+	}
+	if isFirst(resp.Responses[1].GetResponseRange().Kvs, l.fence) {
+		return lead, nil
+	}
+	if err := l.waitTurn(ctx, prefix, l.verifyFirst(prefix)); err != nil {
+		l.abandon(ctx)
+		return nil, err
+	}
+	return lead, nil
+}
+
+// Proclaim replaces the leader's value without a new election. It fails with
+// [ErrLeaseExpired] if this client no longer leads (its key is gone), and
+// with [ErrClosed] after [Leadership.Resign].
+func (ld *Leadership) Proclaim(ctx context.Context, value string) error {
+	l := ld.l
+	l.mu.Lock()
+	released := l.released
+	l.mu.Unlock()
+	if released {
+		return &opError{op: "proclaim", key: l.key, err: fmt.Errorf("%w: resigned", ErrClosed)}
+	}
+	pctx, cancel := l.c.bound(ctx)
+	resp, err := l.c.raw.KV.Txn(pctx).If(l.held()).
+		Then(clientv3.OpPut(l.key, value, clientv3.WithLease(l.s.id))).Commit()
+	cancel()
+	if err != nil {
+		return opErr("proclaim", l.key, err)
+	}
+	if !resp.Succeeded {
+		return &opError{op: "proclaim", key: l.key, err: fmt.Errorf("%w: no longer the leader", ErrLeaseExpired)}
+	}
+	return nil
+}
+
+// Resign gives up the leadership, so that the next candidate leads. It
+// deletes the key only if it is still this leadership's. It is safe to call
+// again, after a failure or a success.
+func (ld *Leadership) Resign(ctx context.Context) error { return ld.l.Unlock(ctx) }
+
+// Lost returns a channel that is closed when this client no longer leads:
+// its lease expired or was revoked, its key was deleted, the client was
+// closed, or it resigned. [Leadership.Err] says which.
+func (ld *Leadership) Lost() <-chan struct{} { return ld.l.Lost() }
+
+// Err returns nil while leading, and after [Leadership.Lost] is closed why:
+// [ErrLeaseExpired] if the lease or the key is gone, [ErrClosed] after
+// Resign or [Client.Close].
+func (ld *Leadership) Err() error { return ld.l.Err() }
+
+// Fence returns the leadership's fencing token: the create revision of its
+// key. It grows with every new leader of the election.
+func (ld *Leadership) Fence() int64 { return ld.l.fence }
+
+// Held returns the transaction condition "this client still leads": its
+// key exists with the create revision it had when elected. Guard a leader's
+// writes with it so that a deposed leader cannot write.
+func (ld *Leadership) Held() Cond { return Cond{cmp: ld.l.held()} }
+
+// Key returns the leader's key in etcd (relative to the client's namespace).
+func (ld *Leadership) Key() string { return ld.l.key }
+
+// Leader returns the value of the current leader of the election called
+// name. It fails with [ErrNoLeader] when nobody leads it.
+func (c *Client) Leader(ctx context.Context, name string) (string, error) {
+	if name == "" {
+		return "", &opError{op: "leader", err: ErrEmptyKey}
+	}
+	if err := c.checkOpen("leader", name); err != nil {
+		return "", err
+	}
+	kv, _, err := c.firstCandidate(ctx, name+"/")
+	if err != nil {
+		return "", opErr("leader", name, err)
+	}
+	if kv == nil {
+		return "", &opError{op: "leader", key: name, err: ErrNoLeader}
+	}
+	return string(kv.Value), nil
+}
+
+// firstCandidate reads the oldest key under prefix (nil if none), and the
+// revision read.
+func (c *Client) firstCandidate(ctx context.Context, prefix string) (*mvccpb.KeyValue, int64, error) {
+	gctx, cancel := c.bound(ctx)
+	resp, err := c.raw.KV.Get(gctx, prefix, clientv3.WithFirstCreate()...)
+	cancel()
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, resp.Header.Revision, nil
+	}
+	return resp.Kvs[0], resp.Header.Revision, nil
+}
+
+// ObserveLeader returns a channel that receives the value of the leader of
+// the election called name: the current one first (if any), then every new
+// leader and every value it proclaims. A value equal to the last one sent is
+// not sent again. The channel is closed when ctx ends or the client closes;
+// connection failures and compactions are retried, not reported.
+func (c *Client) ObserveLeader(ctx context.Context, name string) <-chan string {
+	ch := make(chan string)
+	if name == "" || c.checkOpen("observe leader", name) != nil {
+		close(ch)
+		return ch
+	}
+	c.goBackground(func() { c.observeLeader(ctx, name, ch) })
+	return ch
+}
+
+// leaderObserver sends leader values, without repeating the last one.
+type leaderObserver struct {
+	ctx  context.Context
+	ch   chan<- string
+	last string
+	sent bool
+}
+
+func (o *leaderObserver) send(v string) bool {
+	if o.sent && v == o.last {
+		return true
+	}
+	select {
+	case o.ch <- v:
+		o.last, o.sent = v, true
+		return true
+	case <-o.ctx.Done():
+		return false
+	}
+}
+
+func (c *Client) observeLeader(ctx context.Context, name string, ch chan<- string) {
+	defer close(ch)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.ctx, cancel)
+	defer stop()
+	o := &leaderObserver{ctx: ctx, ch: ch}
+	prefix := name + "/"
+	for backoff := 50 * time.Millisecond; ctx.Err() == nil; backoff = min(2*backoff, time.Second) {
+		kv, rev, err := c.firstCandidate(ctx, prefix)
+		switch {
+		case err != nil:
+		case kv == nil:
+			if c.waitEvent(ctx, prefix, rev, clientv3.WithPrefix(), clientv3.WithFilterDelete()) {
+				backoff = 25 * time.Millisecond
+				continue
+			}
+		default:
+			if !o.send(string(kv.Value)) {
+				return
+			}
+			if c.followLeader(ctx, o, string(kv.Key), rev) {
+				backoff = 25 * time.Millisecond
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// followLeader sends every value put at the leader's key after rev, and
+// reports whether it ended because the key was deleted (rather than on a
+// broken watch or ctx).
+func (c *Client) followLeader(ctx context.Context, o *leaderObserver, key string, rev int64) bool {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for wr := range c.raw.Watcher.Watch(wctx, key, clientv3.WithRev(rev+1)) {
+		for _, ev := range wr.Events {
+			if ev.Type == mvccpb.DELETE {
+				return true
+			}
+			if !o.send(string(ev.Kv.Value)) {
+				return false
+			}
+		}
+		if wr.Err() != nil {
+			return false
+		}
+	}
+	return false
+}
+
+// waitEvent waits for the first event on key after rev (with opts), and
+// reports whether one came (rather than the watch breaking or ctx ending).
+func (c *Client) waitEvent(ctx context.Context, key string, rev int64, opts ...clientv3.OpOption) bool {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts = append(opts, clientv3.WithRev(rev+1))
+	for wr := range c.raw.Watcher.Watch(wctx, key, opts...) {
+		if len(wr.Events) > 0 {
+			return true
+		}
+		if wr.Err() != nil {
+			return false
+		}
+	}
+	return false
+}

@@ -1,0 +1,42 @@
+// Package etcdtest runs real etcd servers inside the test process, for
+// tests of code that uses etcd through etcdkit or clientv3.
+//
+// A test starts a server, takes a client, and uses it; everything is
+// stopped and removed when the test ends:
+//
+//	func TestConfig(t *testing.T) {
+//		srv := etcdtest.Start(t)
+//		cli := srv.Client(t)
+//		// use cli (an *etcdkit.Client) or srv.RawClient(t) (a *clientv3.Client)
+//	}
+//
+// A server starts in a few tens of milliseconds: it is one member that
+// elects itself at once, keeps its data in a temporary directory without
+// fsync, and discards etcd's logs. Servers listen on loopback ports the
+// kernel picks, so tests that each start their own server can run with
+// t.Parallel, and test binaries of several packages can run at the same
+// time, without colliding.
+//
+// Servers also stand in for failures: [Server.Stop] and [Server.Restart]
+// take a server down and bring it back on the same address with the same
+// data (clients reconnect by themselves), [Server.Compact] compacts the
+// history, and [Server.EnableAuth] turns on authentication. [WithTLS] and
+// [WithClientCertAuth] serve clients over TLS with certificates made in
+// process. [StartCluster] starts several members to test leader loss:
+//
+//	cl := etcdtest.StartCluster(t, 3)
+//	cli := cl.Client(t)
+//	cl.StopMember(cl.WaitLeader(t)) // cli keeps working with the other two
+//
+// Each member's traffic goes through a small TCP forwarder in the process,
+// between the address in its URLs and the one etcd listens on. It is what
+// lets a restart hold reconnecting clients instead of refusing them, and a
+// cluster member stop in milliseconds. For benchmarks, [WithoutClientProxy]
+// lets clients connect to etcd directly.
+//
+// Programs without a testing.TB, such as examples, use [Run] and
+// [Server.Close].
+//
+// This package is the only one of etcdkit that imports the etcd server, so
+// only test binaries that import it compile the server.
+package etcdtest

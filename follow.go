@@ -1,0 +1,209 @@
+package etcdkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Live is one key followed by a watch and kept in memory, typically a
+// service's configuration: read it with [Live.Load] as often as needed, and
+// be told of changes with [OnChange]. It is safe for concurrent use.
+type Live[T any] struct {
+	kv   *KV[T]
+	key  string
+	spec watchSpec
+	opts followOptions[T]
+	task *task
+	cur  atomic.Pointer[liveValue[T]]
+	seen int64 // ModRevision of the last value applied or rejected; -1: missing
+
+	mu  sync.Mutex
+	err error
+}
+
+type liveValue[T any] struct {
+	v   T
+	rev int64 // ModRevision of v; 0 for the default
+}
+
+// Follow reads key and then follows its changes until ctx ends,
+// [Live.Close] or [Client.Close], across reconnects, server restarts and
+// compactions. A value that does not decode or that the [WithValidator]
+// function rejects is not applied: the last good value stays, and the
+// rejection goes to [WithOnReject]. While the key is missing, the
+// [WithDefault] value applies.
+//
+// Follow fails with [ErrNotFound] when the key is missing and there is no
+// default, and with the rejection's error when its value is rejected and
+// there is no default to fall back on.
+func (kv *KV[T]) Follow(ctx context.Context, key string, opts ...FollowOption[T]) (*Live[T], error) {
+	spec, err := kv.watchSpec("follow", watchOptions{key: key, hasKey: true})
+	if err != nil {
+		return nil, err
+	}
+	l := &Live[T]{kv: kv, key: key, spec: spec, seen: -2}
+	for _, opt := range opts {
+		if opt != nil {
+			opt.applyFollow(&l.opts)
+		}
+	}
+	if l.task, err = kv.c.newTask(ctx, "follow", spec.name); err != nil {
+		return nil, err
+	}
+	rev, err := l.load(l.task.ctx, true)
+	if err != nil {
+		return nil, l.task.fail("follow", spec.name, err)
+	}
+	l.task.start(func(ctx context.Context) { l.run(ctx, rev) })
+	return l, nil
+}
+
+// Load returns the current value, or the default while the key is missing.
+// It does not block, lock or allocate.
+func (l *Live[T]) Load() T { return l.cur.Load().v }
+
+// Revision returns the ModRevision of the value [Live.Load] returns, or 0
+// when that is the default.
+func (l *Live[T]) Revision() int64 { return l.cur.Load().rev }
+
+// Done returns a channel closed when the key is no longer followed.
+func (l *Live[T]) Done() <-chan struct{} { return l.task.done }
+
+// Err returns nil while the key is followed, and after [Live.Close] or its
+// ctx ended; [ErrClosed] after [Client.Close]; otherwise the error that
+// stopped it, such as [ErrPermissionDenied].
+func (l *Live[T]) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Close stops following the key and waits for its goroutine; [Live.Load]
+// keeps returning the last value. It is safe to call more than once.
+func (l *Live[T]) Close() { l.task.stop() }
+
+func (l *Live[T]) run(ctx context.Context, rev int64) {
+	st := watchState{last: rev}
+	for {
+		err := unwrapHandler(l.spec.follow(ctx, &st, watchConn{}, l))
+		if err != nil && errors.Is(err, ErrCompacted) {
+			// The changes in the gap are gone, but only the latest matters.
+			if rev, ok := l.reload(ctx); ok {
+				st.last = rev
+				continue
+			}
+			err = nil
+		}
+		if err == nil && l.task.closedByClient() {
+			err = &opError{op: "follow", key: l.spec.name, err: ErrClosed}
+		}
+		l.mu.Lock()
+		l.err = err
+		l.mu.Unlock()
+		return
+	}
+}
+
+// reload reads the key again until it succeeds or ctx ends.
+func (l *Live[T]) reload(ctx context.Context) (int64, bool) {
+	backoff := minWatchBackoff
+	for {
+		rev, err := l.load(ctx, false)
+		if err == nil {
+			return rev, true
+		}
+		l.kv.c.log.Warn("etcdkit: follow: read after compaction", "key", l.spec.name, "error", err)
+		if !sleepCtx(ctx, backoff) {
+			return 0, false
+		}
+		backoff = min(2*backoff, maxWatchBackoff)
+	}
+}
+
+// load reads the key, applies what it finds, and returns the revision read.
+func (l *Live[T]) load(ctx context.Context, initial bool) (int64, error) {
+	rctx, cancel := l.kv.c.bound(ctx)
+	resp, err := l.kv.c.raw.KV.Get(rctx, l.spec.key)
+	cancel()
+	if err != nil {
+		return 0, opErr("follow", l.spec.name, err)
+	}
+	if len(resp.Kvs) == 0 {
+		err = l.applyDelete(initial)
+	} else {
+		err = l.applyPut(resp.Kvs[0], initial)
+	}
+	return resp.Header.Revision, err
+}
+
+func (l *Live[T]) handle(_ context.Context, evs []*clientv3.Event, _ func()) error {
+	for _, ev := range evs {
+		if ev.Type == mvccpb.PUT {
+			_ = l.applyPut(ev.Kv, false) // rejections are reported, not fatal
+		} else {
+			_ = l.applyDelete(false)
+		}
+	}
+	return nil
+}
+
+func (l *Live[T]) progress(int64) {}
+
+func (l *Live[T]) applyPut(kv *mvccpb.KeyValue, initial bool) error {
+	if kv.ModRevision == l.seen {
+		return nil
+	}
+	l.seen = kv.ModRevision
+	v, err := l.kv.codec.Decode(kv.Value)
+	if err != nil {
+		return l.reject(&DecodeError{Key: l.key, Err: err}, initial)
+	}
+	if l.opts.validate != nil {
+		if err := l.opts.validate(v); err != nil {
+			op := fmt.Sprintf("follow: value at revision %d rejected", kv.ModRevision)
+			return l.reject(&opError{op: op, key: l.spec.name, err: err}, initial)
+		}
+	}
+	l.set(v, kv.ModRevision, initial)
+	return nil
+}
+
+func (l *Live[T]) applyDelete(initial bool) error {
+	if l.seen == -1 {
+		return nil
+	}
+	l.seen = -1
+	if l.opts.def != nil {
+		l.set(*l.opts.def, 0, initial)
+		return nil
+	}
+	return l.reject(&opError{op: "follow", key: l.spec.name, err: ErrNotFound}, initial)
+}
+
+// reject reports err. Before the first value there is nothing to keep:
+// the default applies, or Follow fails with err.
+func (l *Live[T]) reject(err error, initial bool) error {
+	if initial && l.cur.Load() == nil {
+		if l.opts.def == nil {
+			return err
+		}
+		l.set(*l.opts.def, 0, true)
+	}
+	if l.opts.onReject != nil {
+		l.opts.onReject(l.key, err)
+	}
+	return nil
+}
+
+func (l *Live[T]) set(v T, rev int64, initial bool) {
+	old := l.cur.Swap(&liveValue[T]{v: v, rev: rev})
+	if !initial && old != nil && l.opts.onChange != nil {
+		l.opts.onChange(old.v, v)
+	}
+}

@@ -1,0 +1,156 @@
+package etcdkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// List returns the entries under the prefix in key order, read a page at a
+// time (see [WithPageSize]). Every page is read at the revision of the first
+// one, so the listing is one consistent snapshot even while the prefix
+// changes. The options narrow it: [WithRange], [WithKeysOnly], [WithRevision].
+//
+// A value that does not decode yields a [*DecodeError] for its key and the
+// listing goes on; any other error ends it. When the snapshot's revision is
+// compacted before the last page is read, it yields a [*CompactedError]
+// (matching [ErrCompacted]). Stopping the loop early stops the reading.
+func (kv *KV[T]) List(ctx context.Context, opts ...ListOption) iter.Seq2[Entry[T], error] {
+	o := listOptions{pageSize: DefaultPageSize}
+	for _, opt := range opts {
+		if opt != nil {
+			opt.applyList(&o)
+		}
+	}
+	return func(yield func(Entry[T], error) bool) {
+		if err := kv.checkList(ctx, "list", o); err != nil {
+			yield(Entry[T]{}, err)
+			return
+		}
+		kv.list(ctx, o, yield)
+	}
+}
+
+func (kv *KV[T]) list(ctx context.Context, o listOptions, yield func(Entry[T], error) bool) {
+	start, end := kv.keyRange(o)
+	rev := o.rev
+	for {
+		resp, err := kv.page(ctx, start, end, rev, o)
+		if err != nil {
+			yield(Entry[T]{}, kv.listErr(ctx, err, rev))
+			return
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, p := range resp.Kvs {
+			if !yield(kv.listEntry(p, o.keysOnly)) {
+				return
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return
+		}
+		// The smallest key after the last one read.
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+func (kv *KV[T]) page(ctx context.Context, start, end string, rev int64, o listOptions) (*clientv3.GetResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := kv.c.bound(ctx)
+	defer cancel()
+	if o.keysOnly {
+		return kv.c.raw.KV.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(o.pageSize),
+			clientv3.WithRev(rev), clientv3.WithKeysOnly())
+	}
+	return kv.c.raw.KV.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(o.pageSize), clientv3.WithRev(rev))
+}
+
+func (kv *KV[T]) listEntry(p *mvccpb.KeyValue, keysOnly bool) (Entry[T], error) {
+	if !keysOnly {
+		return kv.entry(p)
+	}
+	return Entry[T]{
+		Key:            kv.entryKey(p.Key),
+		CreateRevision: p.CreateRevision,
+		ModRevision:    p.ModRevision,
+		Version:        p.Version,
+		Lease:          p.Lease,
+	}, nil
+}
+
+// listErr turns a failed page read into List's error; a compacted snapshot
+// becomes a CompactedError naming the compaction point.
+func (kv *KV[T]) listErr(ctx context.Context, err error, rev int64) error {
+	err = mapError(err)
+	if !errors.Is(err, ErrCompacted) || rev == 0 {
+		return &opError{op: "list", key: kv.prefix, err: err}
+	}
+	return &opError{op: "list", key: kv.prefix, err: &CompactedError{Key: kv.prefix, Revision: kv.c.compactRevision(ctx, kv.prefix, rev)}}
+}
+
+// keyRange returns the etcd range [start, end) List and Count read.
+func (kv *KV[T]) keyRange(o listOptions) (start, end string) {
+	start = kv.prefix + o.from
+	if o.to != "" {
+		end = kv.prefix + o.to
+	} else {
+		end = prefixRangeEnd(kv.prefix)
+	}
+	if start == "" {
+		start = "\x00" // etcd rejects an empty key; no key sorts before this one
+	}
+	return start, end
+}
+
+// prefixRangeEnd returns the end of the range of keys that start with prefix;
+// "\x00" (every key from the start key on) when prefix is "" or all 0xff.
+func prefixRangeEnd(prefix string) string {
+	if prefix == "" {
+		return "\x00"
+	}
+	return clientv3.GetPrefixRangeEnd(prefix)
+}
+
+// Count returns the number of keys under the prefix.
+func (kv *KV[T]) Count(ctx context.Context) (int64, error) {
+	if err := kv.checkList(ctx, "count", listOptions{pageSize: 1}); err != nil {
+		return 0, err
+	}
+	start, end := kv.keyRange(listOptions{})
+	ctx, cancel := kv.c.bound(ctx)
+	resp, err := kv.c.raw.KV.Get(ctx, start, clientv3.WithRange(end), clientv3.WithCountOnly())
+	cancel()
+	if err != nil {
+		return 0, opErr("count", kv.prefix, err)
+	}
+	return resp.Count, nil
+}
+
+// checkList validates a List or Count, which may cover the whole keyspace
+// and so accept an empty prefix.
+func (kv *KV[T]) checkList(ctx context.Context, op string, o listOptions) error {
+	if kv == nil || kv.c == nil {
+		return &opError{op: op, err: fmt.Errorf("%w: nil KV or client", ErrInvalidArgument)}
+	}
+	if kv.codec == nil {
+		return &opError{op: op, key: kv.prefix, err: fmt.Errorf("%w: nil codec", ErrInvalidArgument)}
+	}
+	if err := o.validate(); err != nil {
+		return &opError{op: op, key: kv.prefix, err: err}
+	}
+	if err := kv.c.checkOpen(op, kv.prefix); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return &opError{op: op, key: kv.prefix, err: err}
+	}
+	return nil
+}

@@ -1,0 +1,478 @@
+package etcdkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Lock is a held distributed lock: a key in etcd, attached to a lease that
+// this client keeps alive. [Client.Lock], [Client.TryLock], [RWMutex] and
+// [Semaphore] return one. It is safe for concurrent use.
+//
+// A lock named N is wire-compatible with concurrency.NewMutex(session, N) and
+// "etcdctl lock N": its key is N + "/" + the lease ID in hex, waiters queue in
+// the order their keys were created, and each excludes the others.
+//
+// Holding a Lock is a claim, not a guarantee: if the process stalls for
+// longer than the lease TTL, the lease expires and another holder may take
+// the lock. Guard the writes the lock protects with [Lock.Held] in a
+// transaction, or pass [Lock.Fence] to the resource being protected.
+type Lock struct {
+	c       *Client
+	pool    *sessionPool
+	s       *session
+	regName string // the name registered on the session; "" for unique keys
+	op      string // what acquired it, for errors
+	name    string
+	key     string
+	fence   int64 // the key's create revision
+	rev     int64 // a revision at which the key was known to be held
+
+	mu         sync.Mutex
+	released   bool
+	endErr     error
+	lost       context.Context // made by the first Lost call
+	lostCancel context.CancelCauseFunc
+}
+
+// Lock takes the lock called name, waiting until it is free or ctx ends. It
+// fails with ctx's error if ctx ends first, with [ErrLeaseExpired] if the
+// client's lease behind the lock expired while waiting, with [ErrInvalidTTL]
+// for a [LockTTL] under one second, [ErrEmptyKey] for an empty name and
+// [ErrClosed] after [Client.Close]. A waiter that gives up leaves no key
+// behind.
+//
+// Two Lock calls on the same name from one client exclude each other like
+// calls from different clients.
+func (c *Client) Lock(ctx context.Context, name string, opts ...LockOption) (*Lock, error) {
+	return c.lock(ctx, "lock", name, opts, false)
+}
+
+// TryLock takes the lock called name if it is free, and fails at once with
+// [ErrLocked] if another holder has it, leaving no key behind. Its other
+// errors are those of [Client.Lock].
+func (c *Client) TryLock(ctx context.Context, name string, opts ...LockOption) (*Lock, error) {
+	return c.lock(ctx, "try lock", name, opts, true)
+}
+
+// WithLock runs fn while holding the lock called name, and releases the lock
+// when fn returns. fn's ctx is cancelled the moment the lock is lost (see
+// [Lock.Lost]), and then WithLock returns the loss ([Lock.Err]) if fn
+// returned nil. Its errors are those of [Client.Lock], fn's error, or the
+// unlock's.
+func (c *Client) WithLock(ctx context.Context, name string, fn func(ctx context.Context) error, opts ...LockOption) error {
+	l, err := c.Lock(ctx, name, opts...)
+	if err != nil {
+		return err
+	}
+	fctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(l.lostCtx(), func() { cancel(l.Err()) })
+	ferr := fn(fctx)
+	stop()
+	cancel(nil)
+	lostErr := l.Err()
+	uerr := l.Unlock(context.WithoutCancel(ctx))
+	switch {
+	case ferr != nil:
+		return ferr
+	case lostErr != nil:
+		return lostErr
+	}
+	return uerr
+}
+
+func (c *Client) lock(ctx context.Context, op, name string, opts []LockOption, try bool) (*Lock, error) {
+	prefix := name + "/"
+	q := queueSpec{
+		op: op, name: name, regName: name,
+		key:    func(s *session) string { return prefix + leaseHex(s.id) },
+		checks: []clientv3.Op{clientv3.OpGet(prefix, clientv3.WithFirstCreate()...)},
+	}
+	l, resp, err := c.enqueue(ctx, opts, q)
+	if err != nil {
+		return nil, err
+	}
+	if isFirst(resp.Responses[1].GetResponseRange().Kvs, l.fence) {
+		return l, nil
+	}
+	if try {
+		l.abandon(ctx)
+		return nil, &opError{op: op, key: name, err: ErrLocked}
+	}
+	if err := l.waitTurn(ctx, prefix, l.verifyFirst(prefix)); err != nil {
+		l.abandon(ctx)
+		return nil, err
+	}
+	return l, nil
+}
+
+// queueSpec says how to join the queue of holders of a name.
+type queueSpec struct {
+	op, name string
+	regName  string                // registered on the session, "" if the key is unique anyway
+	key      func(*session) string // the key for a session's lease
+	value    string                // stored at the key
+	checks   []clientv3.Op         // read after the put, in the same transaction
+}
+
+// enqueue creates the queue key in one transaction that also runs the
+// checks, on a live session. A session whose lease turns out to be gone is
+// replaced and the transaction retried.
+func (c *Client) enqueue(ctx context.Context, opts []LockOption, q queueSpec) (*Lock, *clientv3.TxnResponse, error) {
+	if q.name == "" {
+		return nil, nil, &opError{op: q.op, err: ErrEmptyKey}
+	}
+	if err := c.checkOpen(q.op, q.name); err != nil {
+		return nil, nil, err
+	}
+	ttl, err := lockTTL(q.op, q.name, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := c.sessions()
+	if err != nil {
+		return nil, nil, opErr(q.op, q.name, err)
+	}
+	for attempt := 0; ; attempt++ {
+		s, err := pool.acquire(ctx, ttl, q.regName)
+		if err != nil {
+			return nil, nil, opErr(q.op, q.name, err)
+		}
+		key := q.key(s)
+		resp, err := c.joinTxn(ctx, s, key, q)
+		if err != nil {
+			if isLeaseGone(err) && attempt < 2 {
+				pool.release(s, q.regName)
+				pool.discard(s)
+				continue
+			}
+			// The put may have been applied though its answer was lost
+			// (a cancelled ctx, a timeout): remove what it may have left.
+			c.deleteIfOurs(ctx, s, key)
+			pool.release(s, q.regName)
+			return nil, nil, opErr(q.op, q.name, err)
+		}
+		l := &Lock{c: c, pool: pool, s: s, regName: q.regName, op: q.op, name: q.name, key: key,
+			fence: resp.Header.Revision, rev: resp.Header.Revision}
+		if !resp.Succeeded {
+			// Only a key left behind by a failed release of this same lease
+			// can be there: it is ours, with its place in the queue.
+			l.fence = resp.Responses[0].GetResponseRange().Kvs[0].CreateRevision
+		}
+		return l, resp, nil
+	}
+}
+
+// deleteIfOurs deletes key if it is attached to s's lease: only this
+// session's callers can have put it. It runs even when ctx was cancelled,
+// bounded by the request timeout.
+func (c *Client) deleteIfOurs(ctx context.Context, s *session, key string) {
+	if c.closed.Load() {
+		return // Close revokes the lease, and the key with it
+	}
+	dctx, cancel := c.bound(context.WithoutCancel(ctx))
+	defer cancel()
+	_, err := c.raw.KV.Txn(dctx).If(clientv3.Compare(clientv3.LeaseValue(key), "=", s.id)).
+		Then(clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		c.log.Warn("etcdkit: delete lock key after a failed request", "key", key, "error", err)
+	}
+}
+
+// joinTxn puts key unless it exists (then reads it), and runs the checks.
+func (c *Client) joinTxn(ctx context.Context, s *session, key string, q queueSpec) (*clientv3.TxnResponse, error) {
+	then := make([]clientv3.Op, 0, 1+len(q.checks))
+	then = append(then, clientv3.OpPut(key, q.value, clientv3.WithLease(s.id)))
+	then = append(then, q.checks...)
+	els := make([]clientv3.Op, 0, 1+len(q.checks))
+	els = append(els, clientv3.OpGet(key))
+	els = append(els, q.checks...)
+	tctx, cancel := c.bound(ctx)
+	defer cancel()
+	return c.raw.KV.Txn(tctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(then...).Else(els...).Commit()
+}
+
+// isFirst reports whether the first key by creation is the one created at
+// fence (or there is none, which only a racing expiry can cause).
+func isFirst(first []*mvccpb.KeyValue, fence int64) bool {
+	return len(first) == 0 || first[0].CreateRevision == fence
+}
+
+// waitTurn waits until no key under prefix was created before l's, then
+// checks with verify that l still holds its place. It gives up when ctx ends
+// or the session behind l ends.
+func (l *Lock) waitTurn(ctx context.Context, prefix string, verify func(context.Context) error) error {
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(l.s.ctx, func() { cancel(l.s.err()) })
+	defer stop()
+	if err := l.c.waitDeletes(wctx, prefix, l.fence-1); err != nil {
+		return l.waitErr(ctx, wctx, err)
+	}
+	if err := verify(wctx); err != nil {
+		return l.waitErr(ctx, wctx, err)
+	}
+	return nil
+}
+
+// waitErr explains why waiting failed: the caller's ctx, the session, or etcd.
+func (l *Lock) waitErr(ctx, wctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		// Whatever failed first, the caller gave up: say so, so that
+		// errors.Is(err, context.Canceled) holds.
+		return opErr(l.op, l.name, ctx.Err())
+	case wctx.Err() != nil:
+		return l.lostErr(ErrLeaseExpired, "the lease ended while waiting")
+	}
+	return opErr(l.op, l.name, err)
+}
+
+// verifyFirst returns a check that l's key is now the first one under
+// prefix, so that a lock is never claimed on a key that vanished.
+func (l *Lock) verifyFirst(prefix string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		gctx, cancel := l.c.bound(ctx)
+		resp, err := l.c.raw.KV.Get(gctx, prefix, clientv3.WithFirstCreate()...)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) == 0 || string(resp.Kvs[0].Key) != l.key || resp.Kvs[0].CreateRevision != l.fence {
+			return l.lostErr(ErrLeaseExpired, "the key vanished while waiting")
+		}
+		l.rev = resp.Header.Revision
+		return nil
+	}
+}
+
+// waitDeletes waits until no key under prefix has a create revision up to
+// maxRev, watching the deletion of the newest such key each time (so each
+// waiter wakes only when its predecessor goes).
+func (c *Client) waitDeletes(ctx context.Context, prefix string, maxRev int64) error {
+	opts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(maxRev))
+	for {
+		gctx, cancel := c.bound(ctx)
+		resp, err := c.raw.KV.Get(gctx, prefix, opts...)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) == 0 {
+			return nil
+		}
+		if err := c.waitDelete(ctx, string(resp.Kvs[0].Key), resp.Header.Revision); err != nil {
+			return err
+		}
+	}
+}
+
+// waitDelete waits until key is deleted after revision rev. A compacted watch
+// returns nil: the caller reads again.
+func (c *Client) waitDelete(ctx context.Context, key string, rev int64) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for wr := range c.raw.Watcher.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut()) {
+		if wr.CompactRevision != 0 {
+			return nil
+		}
+		if err := wr.Err(); err != nil {
+			return err
+		}
+		if len(wr.Events) > 0 {
+			return nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := c.checkOpen("watch", key); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: watch ended", ErrUnavailable)
+}
+
+// abandon deletes the key of a lock that was not taken, and releases its
+// session. It runs even when ctx was cancelled, bounded by the request
+// timeout.
+func (l *Lock) abandon(ctx context.Context) {
+	dctx, cancel := l.c.bound(context.WithoutCancel(ctx))
+	_, err := l.c.raw.KV.Txn(dctx).If(l.held()).Then(clientv3.OpDelete(l.key)).Commit()
+	cancel()
+	if err != nil {
+		l.c.log.Warn("etcdkit: delete abandoned lock key", "key", l.key, "error", err)
+	}
+	l.mu.Lock()
+	l.released = true
+	l.endErr = &opError{op: l.op, key: l.name, err: ErrClosed}
+	l.mu.Unlock()
+	l.pool.release(l.s, l.regName)
+}
+
+// Fence returns the lock's fencing token: the create revision of its key. It
+// grows with every new holder of the name, so a resource that remembers the
+// highest token it saw can refuse a write from an older holder.
+func (l *Lock) Fence() int64 { return l.fence }
+
+// Key returns the lock's key in etcd (relative to the client's namespace).
+func (l *Lock) Key() string { return l.key }
+
+// Held returns the transaction condition "this lock is still held": its
+// key exists with the create revision it had when taken. Guard the writes the
+// lock protects with it, so that a holder that lost the lock (its lease
+// expired during a pause) cannot write after another holder took over:
+//
+//	res, err := c.Txn(ctx).If(l.Held()).Then(ops...).Commit()
+func (l *Lock) Held() Cond { return Cond{cmp: l.held()} }
+
+// held is the comparison "this lock is still held": its key exists with the
+// create revision it had when taken.
+func (l *Lock) held() clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.fence)
+}
+
+// Unlock releases the lock. It deletes the key only if it is still this
+// lock's (a transaction on its create revision), so it never releases a lock
+// that another holder took after this one was lost. It is safe to call more
+// than once: after the first success it returns nil. If it fails, the lock
+// may still be held; call it again, or rely on [Client.Close], which revokes
+// the lease.
+func (l *Lock) Unlock(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return nil
+	}
+	// After Close, the lease and with it the key are gone already.
+	if !l.c.closed.Load() {
+		uctx, cancel := l.c.bound(ctx)
+		_, err := l.c.raw.KV.Txn(uctx).If(l.held()).Then(clientv3.OpDelete(l.key)).Commit()
+		cancel()
+		if err != nil && !l.c.closed.Load() {
+			return opErr("unlock", l.key, err)
+		}
+	}
+	l.released = true
+	l.endErr = &opError{op: "hold lock", key: l.key, err: fmt.Errorf("%w: unlocked", ErrClosed)}
+	if l.lostCancel != nil {
+		l.lostCancel(l.endErr)
+	}
+	l.pool.release(l.s, l.regName)
+	return nil
+}
+
+// Lost returns a channel that is closed when the lock is no longer held: its
+// lease expired or was revoked, its key was deleted by someone else, the
+// client was closed, or [Lock.Unlock] released it. [Lock.Err] says which.
+// A revoked lease or deleted key is noticed at once (a watch on the key),
+// an unreachable cluster within the lease TTL.
+func (l *Lock) Lost() <-chan struct{} { return l.lostCtx().Done() }
+
+// Err returns nil while the lock is held, and after [Lock.Lost] is closed
+// why: [ErrLeaseExpired] if the lease or the key is gone, [ErrClosed] after
+// Unlock or [Client.Close].
+func (l *Lock) Err() error { return context.Cause(l.lostCtx()) }
+
+// lostCtx returns a context that ends when the lock is lost, starting the
+// watch that notices it on first use: locks that never ask cost no watch.
+func (l *Lock) lostCtx() context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lost != nil {
+		return l.lost
+	}
+	l.lost, l.lostCancel = context.WithCancelCause(context.Background())
+	switch {
+	case l.released:
+		l.lostCancel(l.endErr)
+	case l.c.ctx.Err() != nil:
+		l.lostCancel(&opError{op: "hold lock", key: l.key, err: ErrClosed})
+	default:
+		l.c.goBackground(l.monitor)
+	}
+	return l.lost
+}
+
+// monitor ends l.lost when the client closes, the session ends, or the key
+// is deleted.
+func (l *Lock) monitor() {
+	stopC := context.AfterFunc(l.c.ctx, func() {
+		l.lostCancel(&opError{op: "hold lock", key: l.key, err: ErrClosed})
+	})
+	defer stopC()
+	stopS := context.AfterFunc(l.s.ctx, func() {
+		if errors.Is(l.s.err(), ErrClosed) {
+			l.lostCancel(&opError{op: "hold lock", key: l.key, err: ErrClosed})
+			return
+		}
+		l.lostCancel(l.lostErr(ErrLeaseExpired, "the lease ended"))
+	})
+	defer stopS()
+	rev := l.rev
+	for backoff := 50 * time.Millisecond; l.lost.Err() == nil; backoff = min(2*backoff, time.Second) {
+		gone, next, err := l.c.watchKeyGone(l.lost, l.key, l.fence, rev)
+		if gone {
+			// Unlock holds l.mu while it deletes the key: waiting for it
+			// lets its own delete be reported as an unlock, not a loss.
+			l.mu.Lock()
+			l.lostCancel(l.lostErr(ErrLeaseExpired, "the key was deleted"))
+			l.mu.Unlock()
+			return
+		}
+		if err == nil {
+			backoff = 50 * time.Millisecond
+		}
+		rev = max(rev, next)
+		select {
+		case <-l.lost.Done():
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// watchKeyGone watches key from after rev until it is deleted (gone) or the
+// watch breaks; then it reads the key again to tell whether it is still the
+// one created at fence, and returns the revision read.
+func (c *Client) watchKeyGone(ctx context.Context, key string, fence, rev int64) (gone bool, next int64, err error) {
+	wctx, cancel := context.WithCancel(ctx)
+	for wr := range c.raw.Watcher.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut()) {
+		if len(wr.Events) > 0 {
+			cancel()
+			return true, 0, nil
+		}
+		if wr.Err() != nil {
+			break
+		}
+	}
+	cancel()
+	if ctx.Err() != nil {
+		return false, rev, ctx.Err()
+	}
+	gctx, gcancel := c.bound(ctx)
+	resp, err := c.raw.KV.Get(gctx, key)
+	gcancel()
+	if err != nil {
+		return false, rev, err
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != fence {
+		return true, 0, nil
+	}
+	return false, resp.Header.Revision, nil
+}
+
+// lostErr is the error of a lock that is no longer held.
+func (l *Lock) lostErr(sentinel error, why string) error {
+	return &opError{op: "hold lock", key: l.key, err: fmt.Errorf("%w: %s", sentinel, why)}
+}
+
+// leaseHex formats a lease ID as concurrency.Mutex does (%x).
+func leaseHex(id clientv3.LeaseID) string { return strconv.FormatInt(int64(id), 16) }

@@ -1,0 +1,445 @@
+package etcdkit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	recipe "go.etcd.io/etcd/client/v3/experimental/recipes"
+
+	"github.com/etcdkit/etcdkit"
+)
+
+type job struct {
+	Producer int `json:"p"`
+	Seq      int `json:"s"`
+}
+
+func TestAppend_ListsInArrivalOrder(t *testing.T) {
+	t.Parallel()
+	kv := etcdkit.NewKV(newClient(t), testPrefix(t), etcdkit.String())
+	ctx := testCtx(t)
+	var mu sync.Mutex
+	var order []int64 // revisions in the order Append returned them, per key
+	keys := map[string]int64{}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 25 {
+				key, rev, err := kv.Append(ctx, fmt.Sprintf("w%d-%d", w, i))
+				if err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+				mu.Lock()
+				keys[key] = rev
+				order = append(order, rev)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(keys) != 100 {
+		t.Fatalf("%d distinct keys for 100 appends", len(keys))
+	}
+	var prev int64
+	n := 0
+	for e, err := range kv.List(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keys[e.Key] != e.ModRevision {
+			t.Errorf("key %s: listed at revision %d, Append said %d", e.Key, e.ModRevision, keys[e.Key])
+		}
+		if e.ModRevision <= prev {
+			t.Errorf("key %s (revision %d) lists after revision %d: not arrival order", e.Key, e.ModRevision, prev)
+		}
+		prev = e.ModRevision
+		n++
+	}
+	if n != 100 {
+		t.Errorf("listed %d entries, want 100", n)
+	}
+}
+
+// TestAppend_NeverReusesANumber: a key appended and deleted is never named
+// again, so a reader that remembers the last key it saw misses nothing.
+func TestAppend_NeverReusesANumber(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	kv := etcdkit.NewKV(newClient(t), testPrefix(t), etcdkit.String())
+	first, _, err := kv.Append(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Delete(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := kv.Append(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second <= first {
+		t.Errorf("after deleting %s, Append named the next key %s", first, second)
+	}
+}
+
+func TestAppend_BadCounter(t *testing.T) {
+	t.Parallel()
+	prefix := testPrefix(t)
+	if _, err := testServer.RawClient(t).Put(testCtx(t), etcdkit.SequenceKey(prefix), "garbage"); err != nil {
+		t.Fatal(err)
+	}
+	kv := etcdkit.NewKV(newClient(t), prefix, etcdkit.String())
+	if _, _, err := kv.Append(testCtx(t), "v"); !errors.Is(err, etcdkit.ErrInvalidArgument) {
+		t.Errorf("Append with a corrupt counter: err = %v, want ErrInvalidArgument", err)
+	}
+}
+
+// TestQueue_CompetingConsumers: 4 producers × 250 items, 8 consumers on
+// separate clients; every item is dequeued exactly once and each producer's
+// items are dequeued in the order they were enqueued.
+func TestQueue_CompetingConsumers(t *testing.T) {
+	t.Parallel()
+	const producers, perProducer, consumers = 4, 250, 8
+	prefix := testPrefix(t)
+	ctx := testCtx(t)
+
+	var wg sync.WaitGroup
+	for p := range producers {
+		q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job]())
+		wg.Go(func() {
+			for s := range perProducer {
+				if _, err := q.Enqueue(ctx, job{Producer: p, Seq: s}); err != nil {
+					t.Errorf("Enqueue: %v", err)
+					return
+				}
+			}
+		})
+	}
+
+	var mu sync.Mutex
+	got := map[job]int{}
+	var taken []etcdkit.Item[job]
+	remaining := producers * perProducer
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var cwg sync.WaitGroup
+	for range consumers {
+		q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job]())
+		cwg.Go(func() {
+			for {
+				it, err := q.Dequeue(cctx)
+				if err != nil {
+					if !errors.Is(err, context.Canceled) {
+						t.Errorf("Dequeue: %v", err)
+					}
+					return
+				}
+				mu.Lock()
+				got[it.Value]++
+				taken = append(taken, it)
+				remaining--
+				if remaining == 0 {
+					stop()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	cwg.Wait()
+
+	if len(got) != producers*perProducer {
+		t.Fatalf("dequeued %d distinct items, want %d", len(got), producers*perProducer)
+	}
+	for j, n := range got {
+		if n != 1 {
+			t.Errorf("item %+v dequeued %d times", j, n)
+		}
+	}
+	slices.SortFunc(taken, func(a, b etcdkit.Item[job]) int { return int(a.Dequeued - b.Dequeued) })
+	last := map[int]int{}
+	for p := range producers {
+		last[p] = -1
+	}
+	for _, it := range taken {
+		if it.Value.Seq <= last[it.Value.Producer] {
+			t.Errorf("producer %d: item %d dequeued after item %d", it.Value.Producer, it.Value.Seq, last[it.Value.Producer])
+		}
+		last[it.Value.Producer] = it.Value.Seq
+	}
+	if n, err := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job]()).Len(ctx); err != nil || n != 0 {
+		t.Errorf("Len after draining = %d, %v; want 0", n, err)
+	}
+}
+
+func TestQueue_TryDequeueAndLen(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	q := etcdkit.NewQueue(newClient(t), testPrefix(t), etcdkit.String())
+	if _, err := q.TryDequeue(ctx); !errors.Is(err, etcdkit.ErrNotFound) {
+		t.Fatalf("TryDequeue on an empty queue: err = %v, want ErrNotFound", err)
+	}
+	for _, v := range []string{"a", "b", "c"} {
+		if _, err := q.Enqueue(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := q.Len(ctx); err != nil || n != 3 {
+		t.Fatalf("Len = %d, %v; want 3", n, err)
+	}
+	for _, want := range []string{"a", "b", "c"} {
+		it, err := q.TryDequeue(ctx)
+		if err != nil || it.Value != want {
+			t.Fatalf("TryDequeue = %q, %v; want %q", it.Value, err, want)
+		}
+		if err := it.Ack(ctx); err != nil {
+			t.Errorf("Ack in at-most-once mode: %v", err)
+		}
+	}
+}
+
+func TestQueue_DequeueWaits(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	q := etcdkit.NewQueue(newClient(t), testPrefix(t), etcdkit.String())
+	got := make(chan string, 1)
+	go func() {
+		it, err := q.Dequeue(ctx)
+		if err != nil {
+			t.Errorf("Dequeue: %v", err)
+		}
+		got <- it.Value
+	}()
+	time.Sleep(100 * time.Millisecond) // let the consumer start waiting first
+	if _, err := q.Enqueue(ctx, "late"); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; v != "late" {
+		t.Errorf("Dequeue = %q, want late", v)
+	}
+}
+
+func TestPriorityQueue(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	pq := etcdkit.NewPriorityQueue(newClient(t), testPrefix(t), etcdkit.String())
+	for _, e := range []struct {
+		v string
+		p uint16
+	}{{"low-1", 9}, {"high-1", 1}, {"low-2", 9}, {"urgent", 0}, {"high-2", 1}} {
+		if _, err := pq.Enqueue(ctx, e.v, e.p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for range 5 {
+		it, err := pq.Dequeue(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, it.Value)
+	}
+	want := []string{"urgent", "high-1", "high-2", "low-1", "low-2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("dequeued %v, want %v", got, want)
+	}
+}
+
+func TestQueue_AtLeastOnce(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	prefix := testPrefix(t)
+	opt := etcdkit.AtLeastOnce(2 * time.Second)
+	producer := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String(), opt)
+	for _, v := range []string{"one", "two"} {
+		if _, err := producer.Enqueue(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A consumer takes "one" and dies without Ack: its client closes.
+	dying, err := etcdkit.New(ctx, testServer.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := etcdkit.NewQueue(dying, prefix, etcdkit.String(), opt).Dequeue(ctx)
+	if err != nil || first.Value != "one" {
+		t.Fatalf("first Dequeue = %q, %v", first.Value, err)
+	}
+
+	// While "one" is claimed, another consumer gets "two".
+	other := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String(), opt)
+	second, err := other.Dequeue(ctx)
+	if err != nil || second.Value != "two" {
+		t.Fatalf("second Dequeue = %q, %v; want two", second.Value, err)
+	}
+	if err := second.Ack(ctx); err != nil {
+		t.Fatalf("Ack: %v", err)
+	}
+	dying.Close()
+
+	again, err := other.Dequeue(ctx)
+	if err != nil || again.Value != "one" {
+		t.Fatalf("after the consumer died, Dequeue = %q, %v; want one again", again.Value, err)
+	}
+	if err := again.Ack(ctx); err != nil {
+		t.Fatalf("Ack: %v", err)
+	}
+	if err := first.Ack(ctx); !errors.Is(err, etcdkit.ErrClosed) && !errors.Is(err, etcdkit.ErrLeaseExpired) {
+		t.Errorf("the dead consumer's Ack: err = %v, want ErrClosed or ErrLeaseExpired", err)
+	}
+	if _, err := other.TryDequeue(ctx); !errors.Is(err, etcdkit.ErrNotFound) {
+		t.Errorf("acknowledged items came back: err = %v", err)
+	}
+	if err := other.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+func TestQueue_AtLeastOnce_ExpiredClaimReturns(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	prefix := testPrefix(t)
+	q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String(), etcdkit.AtLeastOnce(time.Second))
+	if _, err := q.Enqueue(ctx, "job"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Dequeue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := q.Len(ctx); n != 0 {
+		t.Errorf("Len with the only item claimed = %d, want 0", n)
+	}
+	// Releasing the claims (as a lease expiry would) puts the item back.
+	if err := q.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	it, err := q.Dequeue(ctx)
+	if err != nil || it.Value != "job" {
+		t.Fatalf("Dequeue after release = %q, %v", it.Value, err)
+	}
+	if err := it.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestQueue_BadInput(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	closed, err := etcdkit.New(ctx, testServer.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	prefix := testPrefix(t)
+	live := newClient(t)
+	tests := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"dequeue on a closed client", func() error {
+			_, err := etcdkit.NewQueue(closed, prefix, etcdkit.String()).Dequeue(ctx)
+			return err
+		}, etcdkit.ErrClosed},
+		{"enqueue on a closed client", func() error {
+			_, err := etcdkit.NewQueue(closed, prefix, etcdkit.String()).Enqueue(ctx, "x")
+			return err
+		}, etcdkit.ErrClosed},
+		{"dequeue with a cancelled ctx", func() error {
+			_, err := etcdkit.NewQueue(live, prefix, etcdkit.String()).Dequeue(cancelled)
+			return err
+		}, context.Canceled},
+		{"enqueue with a cancelled ctx", func() error {
+			_, err := etcdkit.NewQueue(live, prefix, etcdkit.String()).Enqueue(cancelled, "x")
+			return err
+		}, context.Canceled},
+		{"nil codec", func() error {
+			_, err := etcdkit.NewQueue[string](live, prefix, nil).Enqueue(ctx, "x")
+			return err
+		}, etcdkit.ErrInvalidArgument},
+		{"claim TTL under a second", func() error {
+			_, err := etcdkit.NewQueue(live, prefix, etcdkit.String(), etcdkit.AtLeastOnce(time.Millisecond)).Dequeue(ctx)
+			return err
+		}, etcdkit.ErrInvalidTTL},
+		{"barrier of 0", func() error {
+			_, err := etcdkit.NewDoubleBarrier(live, prefix+"b", 0)
+			return err
+		}, etcdkit.ErrInvalidArgument},
+		{"barrier TTL under a second", func() error {
+			_, err := etcdkit.NewDoubleBarrier(live, prefix+"b", 2, etcdkit.BarrierTTL(time.Millisecond))
+			return err
+		}, etcdkit.ErrInvalidTTL},
+		{"barrier wait on a closed client", func() error {
+			return etcdkit.NewBarrier(closed, prefix+"b").Wait(ctx)
+		}, etcdkit.ErrClosed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); !errors.Is(err, tt.want) {
+				t.Errorf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	resp, err := testServer.RawClient(t).Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count != 0 {
+		t.Errorf("bad calls left %d keys behind (%v)", resp.Count, err)
+	}
+}
+
+func BenchmarkQueue(b *testing.B) {
+	ctx := context.Background()
+	raw := testServer.RawClient(b)
+	cli := newClient(b)
+	b.Run("Enqueue/etcdkit", func(b *testing.B) {
+		q := etcdkit.NewQueue(cli, "bench/eq/etcdkit/", etcdkit.String())
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := q.Enqueue(ctx, "job"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Enqueue/recipe", func(b *testing.B) {
+		q := recipe.NewPriorityQueue(raw, "bench/eq/recipe")
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := q.Enqueue("job", 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("EnqueueDequeue/etcdkit", func(b *testing.B) {
+		q := etcdkit.NewQueue(cli, "bench/dq/etcdkit/", etcdkit.String())
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := q.Enqueue(ctx, "job"); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := q.Dequeue(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("EnqueueDequeue/recipe", func(b *testing.B) {
+		q := recipe.NewPriorityQueue(raw, "bench/dq/recipe")
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := q.Enqueue("job", 0); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := q.Dequeue(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

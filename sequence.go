@@ -1,0 +1,106 @@
+package etcdkit
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// seqDigits is the width of a sequential key's number, so that keys sort by
+// number: 20 digits hold any uint64.
+const seqDigits = 20
+
+// maxAppendAttempts bounds how often Append retries when other writers keep
+// appending between its read and its write.
+const maxAppendAttempts = 64
+
+// SequenceKey returns the key where [KV.Append] keeps the last number it
+// gave out under prefix. It lies outside the prefix, so that listing the
+// prefix shows only appended values; with etcd's RBAC, a user who appends
+// needs write access to it too.
+func SequenceKey(prefix string) string { return "__etcdkit/seq/" + prefix }
+
+// Append stores v under a new key that sorts after every key Append ever
+// made under the prefix, deleted ones included, so that [KV.List] returns
+// appended values in arrival order (the order etcd committed them, the same
+// for every reader) and a reader can resume after the last key it saw. It
+// returns the new key (relative to the prefix: a 20-digit number) and the
+// revision of the write. The last number given out is kept at
+// [SequenceKey](prefix).
+//
+// Concurrent appends retry on contention; after many failed attempts Append
+// fails with [ErrConflict].
+func (kv *KV[T]) Append(ctx context.Context, v T) (string, int64, error) {
+	if err := kv.check("append", "-"); err != nil {
+		return "", 0, err
+	}
+	val, err := kv.encode("append", "-", v)
+	if err != nil {
+		return "", 0, err
+	}
+	return appendSeq(ctx, kv.c, "append", SequenceKey(kv.prefix), kv.prefix, val)
+}
+
+// appendSeq writes val at prefix+<n+1>, where n is the number kept at
+// counter, and moves the counter to n+1 in the same transaction, if nobody
+// moved it meanwhile. Each call costs one read and one write whatever the
+// number of keys under prefix.
+func appendSeq(ctx context.Context, c *Client, op, counter, prefix, val string) (string, int64, error) {
+	for range maxAppendAttempts {
+		if err := ctx.Err(); err != nil {
+			return "", 0, &opError{op: op, key: prefix, err: err}
+		}
+		last, modRev, err := readSeq(ctx, c, op, counter)
+		if err != nil {
+			return "", 0, err
+		}
+		name := formatSeq(last + 1)
+		bctx, cancel := c.bound(ctx)
+		resp, err := c.raw.KV.Txn(bctx).
+			If(clientv3.Compare(clientv3.ModRevision(counter), "=", modRev)).
+			Then(clientv3.OpPut(counter, name), clientv3.OpPut(prefix+name, val)).
+			Commit()
+		cancel()
+		if err != nil {
+			return "", 0, opErr(op, prefix+name, err)
+		}
+		if resp.Succeeded {
+			return name, resp.Header.Revision, nil
+		}
+	}
+	return "", 0, &opError{op: op, key: prefix, err: fmt.Errorf("%w: %d attempts lost to other writers", ErrConflict, maxAppendAttempts)}
+}
+
+// readSeq returns the last number given out under a counter key (0 if none)
+// and the counter's mod revision (0 if it does not exist).
+func readSeq(ctx context.Context, c *Client, op, counter string) (uint64, int64, error) {
+	bctx, cancel := c.bound(ctx)
+	resp, err := c.raw.KV.Get(bctx, counter)
+	cancel()
+	if err != nil {
+		return 0, 0, opErr(op, counter, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, 0, nil
+	}
+	n, err := parseSeq(string(resp.Kvs[0].Value))
+	if err != nil {
+		return 0, 0, &opError{op: op, key: counter, err: fmt.Errorf("%w: sequence counter holds %q, not a sequence number", ErrInvalidArgument, resp.Kvs[0].Value)}
+	}
+	return n, resp.Kvs[0].ModRevision, nil
+}
+
+func formatSeq(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	return strings.Repeat("0", seqDigits-len(s)) + s
+}
+
+func parseSeq(s string) (uint64, error) {
+	if len(s) != seqDigits {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.ParseUint(s, 10, 64)
+}

@@ -1,0 +1,265 @@
+package etcdkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// A session is a lease kept alive in the background, the liveness behind the
+// keys of locks, semaphores and elections: when the holder dies, the lease
+// expires and its keys vanish.
+//
+// Sessions are shared: one per client and TTL serves all its locks, which
+// keeps Lock+Unlock at one round trip each. The exception is two locks (or
+// campaigns) on the same name from one client: their key is the name plus
+// the lease ID, so they need different leases, and the pool hands out another
+// session for the second one.
+type session struct {
+	id  clientv3.LeaseID
+	ttl int64
+
+	// ctx ends when the lease is no longer kept alive: it expired, was
+	// revoked, or the session was closed. Its cause says which.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	stopKeepAlive context.CancelFunc
+	closing       atomic.Bool // closed on purpose: the end is not a loss
+
+	// Guarded by the pool's mutex.
+	names map[string]struct{} // names with a key on this lease
+	users int                 // live handles using the lease
+}
+
+// dead reports whether the lease is no longer kept alive.
+func (s *session) dead() bool { return s.ctx.Err() != nil }
+
+// err says why the session ended.
+func (s *session) err() error { return context.Cause(s.ctx) }
+
+// maxIdleSessions bounds the extra sessions kept for same-name locks after
+// they are released; more are revoked, so a burst does not leave leases
+// refreshed forever.
+const maxIdleSessions = 2
+
+// sessionPool holds a client's sessions, by TTL in seconds.
+type sessionPool struct {
+	c      *Client
+	mu     sync.Mutex
+	byTTL  map[int64][]*session
+	closed bool
+}
+
+// pools maps each *Client to its *sessionPool. The entry is removed when the
+// client closes.
+var pools sync.Map
+
+// sessions returns the client's session pool, making it on first use.
+func (c *Client) sessions() (*sessionPool, error) {
+	if p, ok := pools.Load(c); ok {
+		return p.(*sessionPool), nil
+	}
+	p := &sessionPool{c: c, byTTL: map[int64][]*session{}}
+	actual, loaded := pools.LoadOrStore(c, p)
+	if loaded {
+		return actual.(*sessionPool), nil
+	}
+	if _, err := c.onClose(func(ctx context.Context) { p.close(ctx) }); err != nil {
+		pools.Delete(c)
+		return nil, err
+	}
+	return p, nil
+}
+
+// acquire returns a live session with the TTL and registers one more user.
+// With a non-empty name, the session has no other key for that name; the
+// caller releases the name with release.
+func (p *sessionPool) acquire(ctx context.Context, ttl int64, name string) (*session, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if s := p.pick(ttl, name); s != nil {
+		p.mu.Unlock()
+		return s, nil
+	}
+	p.mu.Unlock()
+	s, err := p.grant(ctx, ttl)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		cctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+		defer cancel()
+		s.close(cctx, p.c)
+		return nil, ErrClosed
+	}
+	p.byTTL[ttl] = append(p.byTTL[ttl], s)
+	p.use(s, name)
+	return s, nil
+}
+
+// pick finds a live session free for name, dropping dead ones on the way.
+// p.mu is held.
+func (p *sessionPool) pick(ttl int64, name string) *session {
+	list := p.byTTL[ttl]
+	live := list[:0]
+	var found *session
+	for _, s := range list {
+		if s.dead() {
+			continue
+		}
+		live = append(live, s)
+		if found == nil {
+			if _, taken := s.names[name]; name == "" || !taken {
+				found = s
+			}
+		}
+	}
+	clear(list[len(live):])
+	p.byTTL[ttl] = live
+	if found != nil {
+		p.use(found, name)
+	}
+	return found
+}
+
+func (p *sessionPool) use(s *session, name string) {
+	s.users++
+	if name != "" {
+		s.names[name] = struct{}{}
+	}
+}
+
+// release ends one use of s (and of name on it). Extra idle sessions beyond
+// maxIdleSessions are revoked in the background.
+func (p *sessionPool) release(s *session, name string) {
+	p.mu.Lock()
+	s.users--
+	if name != "" {
+		delete(s.names, name)
+	}
+	victim := p.surplus(s)
+	p.mu.Unlock()
+	if victim != nil {
+		p.c.goBackground(func() {
+			ctx, cancel := context.WithTimeout(p.c.ctx, closeGrace)
+			defer cancel()
+			victim.close(ctx, p.c)
+		})
+	}
+}
+
+// surplus removes and returns s if it is an idle extra session beyond the
+// allowance. p.mu is held.
+func (p *sessionPool) surplus(s *session) *session {
+	if s.users > 0 || p.closed {
+		return nil
+	}
+	list := p.byTTL[s.ttl]
+	idle := 0
+	at := -1
+	for i, o := range list {
+		if o == s {
+			at = i
+		}
+		if i > 0 && o.users == 0 {
+			idle++
+		}
+	}
+	if at <= 0 || idle <= maxIdleSessions {
+		return nil
+	}
+	p.byTTL[s.ttl] = append(list[:at:at], list[at+1:]...)
+	return s
+}
+
+// discard drops a session whose lease turned out to be gone, so that it is
+// replaced rather than reused.
+func (p *sessionPool) discard(s *session) {
+	s.cancel(&opError{op: "keep lease alive", key: leaseKey(s.id), err: ErrLeaseExpired})
+	s.stopKeepAlive()
+}
+
+// grant makes a session: a new lease and its keep-alive.
+func (p *sessionPool) grant(ctx context.Context, ttl int64) (*session, error) {
+	c := p.c
+	gctx, cancel := c.bound(ctx)
+	resp, err := c.raw.Lease.Grant(gctx, ttl)
+	cancel()
+	if err != nil {
+		return nil, opErr("grant lease", "", err)
+	}
+	kaCtx, stop := context.WithCancel(c.ctx)
+	ch, err := c.raw.Lease.KeepAlive(kaCtx, resp.ID)
+	if err != nil {
+		stop()
+		rctx, cancel := c.bound(context.WithoutCancel(ctx))
+		_, _ = c.raw.Lease.Revoke(rctx, resp.ID)
+		cancel()
+		return nil, opErr("keep lease alive", leaseKey(resp.ID), err)
+	}
+	s := &session{id: resp.ID, ttl: ttl, stopKeepAlive: stop, names: map[string]struct{}{}}
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	c.goBackground(func() { s.drain(c, ch) })
+	return s, nil
+}
+
+// drain consumes the keep-alive responses (clientv3 wants them read) until
+// the keep-alive ends, then ends the session with the reason.
+func (s *session) drain(c *Client, ch <-chan *clientv3.LeaseKeepAliveResponse) {
+	for range ch {
+	}
+	s.stopKeepAlive()
+	switch {
+	case s.closing.Load() || c.closed.Load():
+		s.cancel(&opError{op: "keep lease alive", key: leaseKey(s.id), err: ErrClosed})
+	default:
+		s.cancel(&opError{op: "keep lease alive", key: leaseKey(s.id), err: ErrLeaseExpired})
+	}
+}
+
+// close stops the keep-alive and revokes the lease, which deletes every key
+// still on it.
+func (s *session) close(ctx context.Context, c *Client) {
+	s.closing.Store(true)
+	s.stopKeepAlive()
+	if _, err := c.raw.Lease.Revoke(ctx, s.id); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		c.log.Warn("etcdkit: revoke session lease", "lease", leaseKey(s.id), "error", err)
+	}
+}
+
+// close revokes every session, concurrently, within ctx.
+func (p *sessionPool) close(ctx context.Context) {
+	p.mu.Lock()
+	p.closed = true
+	var all []*session
+	for _, list := range p.byTTL {
+		all = append(all, list...)
+	}
+	p.byTTL = nil
+	p.mu.Unlock()
+	pools.Delete(p.c)
+	var wg sync.WaitGroup
+	for _, s := range all {
+		wg.Go(func() { s.close(ctx, p.c) })
+	}
+	wg.Wait()
+}
+
+// isLeaseGone reports whether err says the lease does not exist.
+func isLeaseGone(err error) bool {
+	return errors.Is(err, rpctypes.ErrLeaseNotFound) || errors.Is(err, rpctypes.ErrGRPCLeaseNotFound)
+}
+
+// leaseKey names a lease in errors and logs.
+func leaseKey(id clientv3.LeaseID) string { return fmt.Sprintf("lease %x", int64(id)) }
