@@ -159,8 +159,25 @@ func (c *Client) onClose(fn func(context.Context)) (unregister func(), err error
 // goBackground runs fn in a goroutine that Close waits for. fn must return
 // once c.ctx is done.
 func (c *Client) goBackground(fn func()) {
-	c.wg.Go(fn)
+	c.mu.Lock()
+	if c.closers == nil {
+		// Close has begun: adding to the WaitGroup now could race with its
+		// Wait. fn still ends promptly, as Close cancels c.ctx.
+		c.mu.Unlock()
+		go fn()
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		fn()
+	}()
 }
+
+// Done returns a channel that is closed when [Client.Close] is called, for
+// work of the caller's own that should end with the client.
+func (c *Client) Done() <-chan struct{} { return c.ctx.Done() }
 
 // checkOpen returns ErrClosed, wrapped with op, once Close was called.
 func (c *Client) checkOpen(op, key string) error {

@@ -594,3 +594,31 @@ func TestLockWireCompatible(t *testing.T) {
 		}
 	})
 }
+
+func TestLockLostWhenClusterUnreachable(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t) // its own server: this test stops it
+	cli := srv.Client(t)
+	l, err := cli.Lock(t.Context(), lockName(t), etcdkit.LockTTL(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := l.Lost()
+	srv.Stop()
+	// Without answers to its keep-alives, the client must assume the lease
+	// expired once its TTL passed, and say the lock is lost.
+	lockWaitClosed(t, lost, "Lost with the cluster unreachable")
+	if err := l.Err(); !errors.Is(err, etcdkit.ErrLeaseExpired) {
+		t.Errorf("Err = %v, want ErrLeaseExpired", err)
+	}
+	srv.Restart(t)
+	// The next lock gets a new lease rather than the one given up for lost.
+	l2, err := cli.Lock(t.Context(), lockName(t), etcdkit.LockTTL(2*time.Second))
+	if err != nil {
+		t.Fatalf("Lock after the cluster came back: %v", err)
+	}
+	if l2.Key() == l.Key() {
+		t.Errorf("new lock reused the lost lease's key %q", l.Key())
+	}
+	_ = l2.Unlock(t.Context())
+}

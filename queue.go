@@ -177,11 +177,11 @@ func (q *Queue[T]) dequeue(ctx context.Context, wait bool) (Item[T], error) {
 		return Item[T]{}, err
 	}
 	for {
-		kv, rev, err := q.first(ctx)
+		free, rev, err := q.free(ctx)
 		if err != nil {
 			return Item[T]{}, err
 		}
-		if kv == nil {
+		if len(free) == 0 {
 			if !wait {
 				return Item[T]{}, &opError{op: "dequeue", key: q.items, err: fmt.Errorf("%w: the queue is empty", ErrNotFound)}
 			}
@@ -190,34 +190,37 @@ func (q *Queue[T]) dequeue(ctx context.Context, wait bool) (Item[T], error) {
 			}
 			continue
 		}
-		it, ok, err := q.take(ctx, kv)
-		if err != nil || ok {
-			return it, err
+		// When another consumer takes an item first, that item is gone (or
+		// claimed), so trying the next one keeps the queue's order and saves
+		// a read per lost race.
+		for _, kv := range free {
+			it, ok, err := q.take(ctx, kv)
+			if err != nil || ok {
+				return it, err
+			}
 		}
 	}
 }
 
-// first returns the first item nobody has claimed, or nil with the revision
-// it read at. Claims are few (one per busy consumer), so reading them all
-// and one more item than there are claims always finds a free item if any.
-func (q *Queue[T]) first(ctx context.Context) (*mvccpb.KeyValue, int64, error) {
+// dequeuePage is how many items a consumer reads at once: enough that
+// consumers racing for the head of the queue rarely read it again.
+const dequeuePage = 16
+
+// free returns the first items nobody has claimed, in order, and the
+// revision they were read at. Claims are few (one per busy consumer), so
+// reading them all and as many more items as there are claims always finds
+// the free items among the first ones.
+func (q *Queue[T]) free(ctx context.Context) ([]*mvccpb.KeyValue, int64, error) {
 	bctx, cancel := q.kv.c.bound(ctx)
 	defer cancel()
 	if q.claimTTL == 0 {
-		resp, err := q.kv.c.raw.KV.Get(bctx, q.items, clientv3.WithPrefix(), clientv3.WithLimit(1))
+		resp, err := q.kv.c.raw.KV.Get(bctx, q.items, clientv3.WithPrefix(), clientv3.WithLimit(dequeuePage))
 		if err != nil {
 			return nil, 0, opErr("dequeue", q.items, err)
 		}
-		if len(resp.Kvs) == 0 {
-			return nil, resp.Header.Revision, nil
-		}
-		return resp.Kvs[0], resp.Header.Revision, nil
+		return resp.Kvs, resp.Header.Revision, nil
 	}
-	return q.firstUnclaimed(bctx)
-}
-
-func (q *Queue[T]) firstUnclaimed(ctx context.Context) (*mvccpb.KeyValue, int64, error) {
-	claims, err := q.kv.c.raw.KV.Get(ctx, q.claims, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	claims, err := q.kv.c.raw.KV.Get(bctx, q.claims, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return nil, 0, opErr("dequeue", q.claims, err)
 	}
@@ -225,17 +228,18 @@ func (q *Queue[T]) firstUnclaimed(ctx context.Context) (*mvccpb.KeyValue, int64,
 	for _, c := range claims.Kvs {
 		claimed[strings.TrimPrefix(string(c.Key), q.claims)] = true
 	}
-	items, err := q.kv.c.raw.KV.Get(ctx, q.items, clientv3.WithPrefix(),
-		clientv3.WithLimit(int64(len(claimed)+1)), clientv3.WithRev(claims.Header.Revision))
+	items, err := q.kv.c.raw.KV.Get(bctx, q.items, clientv3.WithPrefix(),
+		clientv3.WithLimit(int64(len(claimed)+dequeuePage)), clientv3.WithRev(claims.Header.Revision))
 	if err != nil {
 		return nil, 0, opErr("dequeue", q.items, err)
 	}
+	free := items.Kvs[:0]
 	for _, it := range items.Kvs {
 		if !claimed[strings.TrimPrefix(string(it.Key), q.items)] {
-			return it, claims.Header.Revision, nil
+			free = append(free, it)
 		}
 	}
-	return nil, claims.Header.Revision, nil
+	return free, claims.Header.Revision, nil
 }
 
 // take removes (or claims) the item, unless another consumer was first.

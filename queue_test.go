@@ -108,7 +108,10 @@ func TestQueue_CompetingConsumers(t *testing.T) {
 	t.Parallel()
 	const producers, perProducer, consumers = 4, 250, 8
 	prefix := testPrefix(t)
-	ctx := testCtx(t)
+	// 1,000 items through contended appends and dequeues: a slow machine
+	// running the whole suite in parallel needs more than testCtx's bound.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
 
 	var wg sync.WaitGroup
 	for p := range producers {

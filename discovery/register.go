@@ -203,7 +203,7 @@ func (r *Registration) reregister(ctx context.Context) *etcdkit.Lease {
 	// on a dead connection until the call's own ctx ends.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(r.c.Raw().Ctx(), cancel)
+	stop := afterDone(r.c.Done(), cancel)
 	defer stop()
 	pause := minRetryPause
 	for {
@@ -233,5 +233,23 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// afterDone calls f once done is closed, unless stop is called first.
+func afterDone(done <-chan struct{}, f func()) (stop func()) {
+	quit := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		select {
+		case <-done:
+			f()
+		case <-quit:
+		}
+	}()
+	return func() {
+		close(quit)
+		<-exited
 	}
 }

@@ -162,9 +162,8 @@ func bootMembers(ms []*Server) error {
 	return nil
 }
 
-// closeMembers closes members concurrently: a member that stops while the
-// others are still up tries to hand over leadership, which is pointless
-// when they all go away.
+// closeMembers closes members concurrently, and returns once all are
+// closed.
 func closeMembers(ms []*Server) error {
 	errs := make([]error, len(ms))
 	var wg sync.WaitGroup

@@ -3,7 +3,8 @@ package etcdtest
 import "go.etcd.io/etcd/server/v3/embed"
 
 // Option changes how [Start], [Run] or [StartCluster] set a server up.
-// Make one with [WithTLS], [WithClientCertAuth] or [WithEmbedConfig].
+// Make one with [WithTLS], [WithClientCertAuth], [WithoutClientProxy] or
+// [WithEmbedConfig].
 type Option interface{ apply(*options) }
 
 type options struct {
