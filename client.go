@@ -35,6 +35,10 @@ type Client struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	poolOnce sync.Once
+	pool     *sessionPool // the lock sessions, made on first use
+	poolErr  error        // why the pool could not be made (the client closed)
 }
 
 // New connects to etcd as cfg says and checks that at least one endpoint

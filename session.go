@@ -56,25 +56,20 @@ type sessionPool struct {
 	closed bool
 }
 
-// pools maps each *Client to its *sessionPool. The entry is removed when the
-// client closes.
-var pools sync.Map
-
 // sessions returns the client's session pool, making it on first use.
 func (c *Client) sessions() (*sessionPool, error) {
-	if p, ok := pools.Load(c); ok {
-		return p.(*sessionPool), nil
+	c.poolOnce.Do(func() {
+		p := &sessionPool{c: c, byTTL: map[int64][]*session{}}
+		if _, err := c.onClose(func(ctx context.Context) { p.close(ctx) }); err != nil {
+			c.poolErr = err
+			return
+		}
+		c.pool = p
+	})
+	if c.poolErr != nil {
+		return nil, &opError{op: "lock session", err: c.poolErr}
 	}
-	p := &sessionPool{c: c, byTTL: map[int64][]*session{}}
-	actual, loaded := pools.LoadOrStore(c, p)
-	if loaded {
-		return actual.(*sessionPool), nil
-	}
-	if _, err := c.onClose(func(ctx context.Context) { p.close(ctx) }); err != nil {
-		pools.Delete(c)
-		return nil, err
-	}
-	return p, nil
+	return c.pool, nil
 }
 
 // acquire returns a live session with the TTL and registers one more user.
@@ -248,7 +243,6 @@ func (p *sessionPool) close(ctx context.Context) {
 	}
 	p.byTTL = nil
 	p.mu.Unlock()
-	pools.Delete(p.c)
 	var wg sync.WaitGroup
 	for _, s := range all {
 		wg.Go(func() { s.close(ctx, p.c) })

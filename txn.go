@@ -26,7 +26,9 @@ type Txn struct {
 }
 
 // Cond is a condition of a [Txn] on one key, made by a [KV]: [KV.Missing],
-// [KV.Exists], [KV.ModRevisionIs], [KV.VersionIs], [KV.ValueIs].
+// [KV.Exists], [KV.ModRevisionIs], [KV.VersionIs], [KV.ValueIs]; or by a lock
+// or a leadership, to guard writes with "still held": [Lock.Held],
+// [Leadership.Held].
 type Cond struct{ cmp clientv3.Cmp }
 
 // Op is an operation of a [Txn] on one key, made by a [KV]: [KV.PutOp],
