@@ -34,7 +34,7 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	cfg, stopServer, err := config()
+	cfg, stopServer, err := etcdtest.ConfigFromEnvOrRun()
 	if err != nil {
 		return err
 	}
@@ -104,23 +104,4 @@ func guardedWrite(ctx context.Context, cli *etcdkit.Client, l *etcdkit.Lock, rep
 	}
 	fmt.Printf("guarded write %q applied: %v\n", report, res.Succeeded)
 	return nil
-}
-
-// config reads $ETCD_ENDPOINTS; when it is not set it starts an embedded
-// etcd, which the returned function stops.
-func config() (etcdkit.Config, func(), error) {
-	cfg, err := etcdkit.ConfigFromEnv()
-	if err != nil {
-		return cfg, nil, err
-	}
-	if len(cfg.Endpoints) > 0 {
-		return cfg, func() {}, nil
-	}
-	srv, err := etcdtest.Run()
-	if err != nil {
-		return cfg, nil, err
-	}
-	fmt.Println("ETCD_ENDPOINTS is not set: started an embedded etcd")
-	cfg.Endpoints, cfg.TLS = srv.Endpoints(), srv.ClientTLS()
-	return cfg, func() { srv.Close() }, nil
 }

@@ -35,7 +35,7 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	cli, stop, err := connect(ctx)
+	cli, stop, err := etcdtest.Connect(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -107,28 +107,4 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("jobs left in the queue: %d\n", left)
-}
-
-// connect uses $ETCD_ENDPOINTS when set, else an embedded etcd that stop ends.
-func connect(ctx context.Context) (*etcdkit.Client, func(), error) {
-	cfg, err := etcdkit.ConfigFromEnv()
-	if err != nil {
-		return nil, nil, err
-	}
-	stopServer := func() {}
-	if len(cfg.Endpoints) == 0 {
-		srv, err := etcdtest.Run()
-		if err != nil {
-			return nil, nil, err
-		}
-		fmt.Println("ETCD_ENDPOINTS is not set: started an embedded etcd")
-		cfg.Endpoints, cfg.TLS = srv.Endpoints(), srv.ClientTLS()
-		stopServer = func() { srv.Close() }
-	}
-	cli, err := etcdkit.New(ctx, cfg)
-	if err != nil {
-		stopServer()
-		return nil, nil, err
-	}
-	return cli, func() { cli.Close(); stopServer() }, nil
 }

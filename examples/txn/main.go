@@ -34,7 +34,7 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	cli, stop, err := connect(ctx)
+	cli, stop, err := etcdtest.Connect(ctx)
 	if err != nil {
 		return err
 	}
@@ -171,28 +171,4 @@ func clearPrefix[T any](ctx context.Context, kv *etcdkit.KV[T]) error {
 		}
 	}
 	return nil
-}
-
-// connect uses $ETCD_ENDPOINTS when set, else an embedded etcd that stop ends.
-func connect(ctx context.Context) (*etcdkit.Client, func(), error) {
-	cfg, err := etcdkit.ConfigFromEnv()
-	if err != nil {
-		return nil, nil, err
-	}
-	stopServer := func() {}
-	if len(cfg.Endpoints) == 0 {
-		srv, err := etcdtest.Run()
-		if err != nil {
-			return nil, nil, err
-		}
-		fmt.Println("ETCD_ENDPOINTS is not set: started an embedded etcd")
-		cfg.Endpoints, cfg.TLS = srv.Endpoints(), srv.ClientTLS()
-		stopServer = func() { srv.Close() }
-	}
-	cli, err := etcdkit.New(ctx, cfg)
-	if err != nil {
-		stopServer()
-		return nil, nil, err
-	}
-	return cli, func() { cli.Close(); stopServer() }, nil
 }

@@ -27,7 +27,7 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	cli, stop, err := connect(ctx)
+	cli, stop, err := etcdtest.Connect(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -77,28 +77,4 @@ func produce(ctx context.Context, jobs *etcdkit.KV[Job]) {
 			return
 		}
 	}
-}
-
-// connect uses $ETCD_ENDPOINTS when set, else an embedded etcd that stop ends.
-func connect(ctx context.Context) (*etcdkit.Client, func(), error) {
-	cfg, err := etcdkit.ConfigFromEnv()
-	if err != nil {
-		return nil, nil, err
-	}
-	stopServer := func() {}
-	if len(cfg.Endpoints) == 0 {
-		srv, err := etcdtest.Run()
-		if err != nil {
-			return nil, nil, err
-		}
-		fmt.Println("ETCD_ENDPOINTS is not set: started an embedded etcd")
-		cfg.Endpoints, cfg.TLS = srv.Endpoints(), srv.ClientTLS()
-		stopServer = func() { srv.Close() }
-	}
-	cli, err := etcdkit.New(ctx, cfg)
-	if err != nil {
-		stopServer()
-		return nil, nil, err
-	}
-	return cli, func() { cli.Close(); stopServer() }, nil
 }
