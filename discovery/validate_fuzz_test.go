@@ -1,0 +1,37 @@
+package discovery
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/etcdkit/etcdkit"
+)
+
+// FuzzCheckInstance: what Register accepts is a key etcd's resolver reads
+// back as this very instance of this very service; what it refuses is
+// refused with ErrInvalidArgument.
+func FuzzCheckInstance(f *testing.F) {
+	f.Add("greeter", "a1", "10.0.0.7:9000")
+	f.Add("team/greeter", "a/1", "x")
+	f.Add("/svc", "", "")
+	f.Add("svc/", "id", "addr")
+	f.Fuzz(func(t *testing.T, service, id, addr string) {
+		err := checkInstance("register", service, Instance{ID: id, Addr: addr})
+		if err != nil {
+			if !errors.Is(err, etcdkit.ErrInvalidArgument) {
+				t.Fatalf("refused with %v, not ErrInvalidArgument", err)
+			}
+			return
+		}
+		key := service + "/" + id
+		// The resolver lists the keys under service+"/" and takes what follows
+		// as the instance; it must be exactly id, with no '/' in it.
+		if rest := strings.TrimPrefix(key, service+"/"); rest != id || !validID(rest) {
+			t.Fatalf("accepted service %q, ID %q: key %q reads back as instance %q", service, id, key, rest)
+		}
+		if service == "" || addr == "" || strings.HasPrefix(service, "/") || strings.HasSuffix(service, "/") {
+			t.Fatalf("accepted service %q, ID %q, Addr %q", service, id, addr)
+		}
+	})
+}
