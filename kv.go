@@ -312,12 +312,14 @@ func (kv *KV[T]) checkCall(ctx context.Context, op, key string) error {
 }
 
 // checkWrite is checkCall for a write of v: it returns v encoded, or the
-// error when the request would be over the size limit.
+// error when the request would be over the size limit. The string shares
+// the codec's bytes (see encodeForOp): pass it to clientv3.OpPut or Put
+// at once and keep it no longer.
 func (kv *KV[T]) checkWrite(ctx context.Context, op, key string, v T) (string, error) {
 	if err := kv.checkCall(ctx, op, key); err != nil {
 		return "", err
 	}
-	val, err := kv.encode(op, key, v)
+	val, err := kv.encodeForOp(op, key, v)
 	if err != nil {
 		return "", err
 	}
@@ -333,6 +335,21 @@ func (kv *KV[T]) encode(op, key string, v T) (string, error) {
 		return "", &opError{op: op, key: kv.prefix + key, err: fmt.Errorf("%w: encode: %w", ErrInvalidArgument, err)}
 	}
 	return string(b), nil
+}
+
+// encodeForOp is encode without the copy, for a value that goes straight
+// into clientv3.OpPut, which copies it into the request before it returns:
+// the string must not be kept past that call. The copy encode makes would be
+// a second copy of every value written, and an allocation per write.
+func (kv *KV[T]) encodeForOp(op, key string, v T) (string, error) {
+	b, err := kv.codec.Encode(v)
+	if err != nil {
+		return "", &opError{op: op, key: kv.prefix + key, err: fmt.Errorf("%w: encode: %w", ErrInvalidArgument, err)}
+	}
+	if len(b) == 0 {
+		return "", nil
+	}
+	return unsafe.String(&b[0], len(b)), nil
 }
 
 // entry decodes a key-value from etcd into an Entry.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -100,12 +99,12 @@ func lockRevokeLeaseOf(t testing.TB, raw *clientv3.Client, key string) {
 }
 
 // lockStressRounds is how often each goroutine takes the lock in
-// TestLockMutualExclusion: 10 by default, 50 with ETCDKIT_LOCK_FULL=1.
+// TestLockMutualExclusion: 50, or 10 with -short.
 func lockStressRounds() int {
-	if os.Getenv("ETCDKIT_LOCK_FULL") == "1" {
-		return 50
+	if testing.Short() {
+		return 10
 	}
-	return 10
+	return 50
 }
 
 func TestLockMutualExclusion(t *testing.T) {

@@ -187,7 +187,7 @@ func (kv *KV[T]) PutOp(key string, v T, opts ...PutOption) Op {
 	if err := kv.opCheck("put", key); err != nil {
 		return Op{err: err}
 	}
-	val, err := kv.encode("txn put", key, v)
+	val, err := kv.encodeForOp("txn put", key, v)
 	if err != nil {
 		return Op{err: err}
 	}
@@ -215,7 +215,7 @@ func (kv *KV[T]) opCheck(op, key string) error {
 	if kv.codec == nil {
 		return &opError{op: "txn " + op, key: kv.prefix + key, err: fmt.Errorf("%w: nil codec", ErrInvalidArgument)}
 	}
-	if kv.prefix+key == "" {
+	if kv.prefix == "" && key == "" { // not prefix+key == "": that allocates on every op
 		return &opError{op: "txn " + op, err: ErrEmptyKey}
 	}
 	return nil
@@ -226,19 +226,24 @@ func (kv *KV[T]) opCheck(op, key string) error {
 // key did not exist, with a [*DecodeError] when its value does not decode,
 // and with [ErrInvalidArgument] when that branch had no GetOp for key.
 func (kv *KV[T]) FromResult(res TxnResult, key string) (Entry[T], error) {
-	full := kv.prefix + key
 	for i := range res.ops {
-		if !res.ops[i].IsGet() || string(res.ops[i].KeyBytes()) != full || i >= len(res.resps) {
+		if !res.ops[i].IsGet() || !kv.isKey(res.ops[i].KeyBytes(), key) || i >= len(res.resps) {
 			continue
 		}
 		kvs := res.resps[i].GetResponseRange().GetKvs()
 		if len(kvs) == 0 {
-			return Entry[T]{}, &opError{op: "txn get", key: full, err: ErrNotFound}
+			return Entry[T]{}, &opError{op: "txn get", key: kv.prefix + key, err: ErrNotFound}
 		}
 		return kv.entry(kvs[0])
 	}
-	return Entry[T]{}, &opError{op: "txn get", key: full,
+	return Entry[T]{}, &opError{op: "txn get", key: kv.prefix + key,
 		err: fmt.Errorf("%w: the branch that ran has no GetOp for this key", ErrInvalidArgument)}
+}
+
+// isKey reports whether full is prefix+key, without building prefix+key.
+func (kv *KV[T]) isKey(full []byte, key string) bool {
+	n := len(kv.prefix)
+	return len(full) == n+len(key) && string(full[:n]) == kv.prefix && string(full[n:]) == key
 }
 
 // Estimated protobuf framing around the keys and values of a request: tags,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -213,7 +212,9 @@ func (kv *KV[T]) eventErr(ev *clientv3.Event, err error) error {
 	return &opError{op: fmt.Sprintf("watch: revision %d", ev.Kv.ModRevision), key: string(ev.Kv.Key), err: err}
 }
 
-func (kv *KV[T]) relKey(full []byte) string { return strings.TrimPrefix(string(full), kv.prefix) }
+// relKey returns a full key from an event as a key relative to the prefix,
+// without a copy, as entryKey does for the keys of a put.
+func (kv *KV[T]) relKey(full []byte) string { return kv.entryKey(full) }
 
 // watchSpec says what to watch: one key of kv, or its whole prefix.
 func (kv *KV[T]) watchSpec(op string, o watchOptions) (watchSpec, error) {

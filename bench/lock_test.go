@@ -1,0 +1,86 @@
+package bench_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// The lock benchmarks take and release a lock, and win and give up an
+// election, through etcdkit and through clientv3's concurrency package.
+// Every caller uses its own name, so that callers do not wait for one
+// another; both sides share one session (lease) among all callers, made
+// before the timing starts.
+
+func BenchmarkLockUnlock(b *testing.B) {
+	c, rc := clients(b)
+	ctx := context.Background()
+	prefix := newPrefix("lock")
+	sess, err := concurrency.NewSession(rc, concurrency.WithTTL(30))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sess.Close()
+	// Make the client's shared session before the timing starts.
+	if l, err := c.Lock(ctx, prefix+"warm"); err != nil {
+		b.Fatal(err)
+	} else if err := l.Unlock(ctx); err != nil {
+		b.Fatal(err)
+	}
+	compare(b, func(w int) (func() error, error) {
+		name := prefix + "raw" + strconv.Itoa(w)
+		return func() error {
+			m := concurrency.NewMutex(sess, name)
+			if err := m.Lock(ctx); err != nil {
+				return err
+			}
+			return m.Unlock(ctx)
+		}, nil
+	}, func(w int) (func() error, error) {
+		name := prefix + "kit" + strconv.Itoa(w)
+		return func() error {
+			l, err := c.Lock(ctx, name)
+			if err != nil {
+				return err
+			}
+			return l.Unlock(ctx)
+		}, nil
+	})
+}
+
+func BenchmarkCampaignResign(b *testing.B) {
+	c, rc := clients(b)
+	ctx := context.Background()
+	prefix := newPrefix("election")
+	sess, err := concurrency.NewSession(rc, concurrency.WithTTL(30))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sess.Close()
+	if ld, err := c.Campaign(ctx, prefix+"warm", "v"); err != nil {
+		b.Fatal(err)
+	} else if err := ld.Resign(ctx); err != nil {
+		b.Fatal(err)
+	}
+	compare(b, func(w int) (func() error, error) {
+		name := prefix + "raw" + strconv.Itoa(w)
+		return func() error {
+			e := concurrency.NewElection(sess, name)
+			if err := e.Campaign(ctx, "v"); err != nil {
+				return err
+			}
+			return e.Resign(ctx)
+		}, nil
+	}, func(w int) (func() error, error) {
+		name := prefix + "kit" + strconv.Itoa(w)
+		return func() error {
+			ld, err := c.Campaign(ctx, name, "v")
+			if err != nil {
+				return err
+			}
+			return ld.Resign(ctx)
+		}, nil
+	})
+}

@@ -1,0 +1,240 @@
+package bench_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/etcdtest"
+)
+
+// The suite connects to $ETCD_ENDPOINTS when it is set, so that the server
+// runs in another process (bench/cmd/etcd) and its allocations stay out of
+// allocs/op; otherwise it starts an embedded etcd without the test kit's
+// client proxy. Either way it is started on first use, so a plain go test
+// run, which runs no benchmark, starts nothing.
+
+var (
+	setupOnce sync.Once
+	setupErr  error
+	server    *etcdtest.Server // nil with an external server
+	kit       *etcdkit.Client  // the facade
+	raw       *clientv3.Client // a separate plain clientv3 connection to the same server
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := teardown(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench teardown:", err)
+		code = 1
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// clients returns the two clients of the one server, starting it on first use.
+func clients(b *testing.B) (*etcdkit.Client, *clientv3.Client) {
+	b.Helper()
+	setupOnce.Do(func() { setupErr = setup() })
+	if setupErr != nil {
+		b.Fatal(setupErr)
+	}
+	return kit, raw
+}
+
+func setup() error {
+	cfg, err := etcdkit.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	if os.Getenv(etcdkit.EnvEndpoints) == "" {
+		if server, err = etcdtest.Run(etcdtest.WithoutClientProxy()); err != nil {
+			return err
+		}
+		cfg = server.Config()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if kit, err = etcdkit.New(ctx, cfg); err != nil {
+		return err
+	}
+	raw, err = clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	return err
+}
+
+func teardown() error {
+	var errs []error
+	if kit != nil {
+		errs = append(errs, kit.Close())
+	}
+	if raw != nil {
+		errs = append(errs, raw.Close())
+	}
+	if server != nil {
+		errs = append(errs, server.Close())
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prefixes numbers the prefixes, so that every benchmark run has its own keys.
+var prefixes atomic.Int64
+
+func newPrefix(name string) string {
+	return fmt.Sprintf("bench/%d-%d/%s/", time.Now().UnixNano(), prefixes.Add(1), name)
+}
+
+// callerCounts are the numbers of concurrent callers each operation runs with.
+var callerCounts = []int{1, 32}
+
+// worker makes one caller's operation; setup done in it is not timed.
+type worker func(w int) (op func() error, err error)
+
+// compare runs rawW and kitW with 1 and 32 callers, as
+// callers=N/impl=raw and callers=N/impl=etcdkit.
+func compare(b *testing.B, rawW, kitW worker) {
+	for _, n := range callerCounts {
+		b.Run("callers="+strconv.Itoa(n), func(b *testing.B) {
+			b.Run("impl=raw", func(b *testing.B) { runCallers(b, n, rawW) })
+			b.Run("impl=etcdkit", func(b *testing.B) { runCallers(b, n, kitW) })
+		})
+	}
+}
+
+// runCallers runs b.N operations in all, spread over n goroutines that each
+// take the next one until none is left.
+func runCallers(b *testing.B, n int, mk worker) {
+	b.Helper()
+	ops := make([]func() error, n)
+	for w := range n {
+		op, err := mk(w)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ops[w] = op
+	}
+	b.ReportAllocs()
+	if n == 1 {
+		b.ResetTimer()
+		for range b.N {
+			if err := ops[0](); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	b.ResetTimer()
+	for _, op := range ops {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if err := op(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// user is the value of the JSON cases: a small record, as a service stores.
+type user struct {
+	Name  string   `json:"name"`
+	Email string   `json:"email"`
+	Age   int      `json:"age"`
+	Roles []string `json:"roles"`
+}
+
+var (
+	sampleUser  = user{Name: "alice", Email: "alice@example.com", Age: 42, Roles: []string{"admin", "dev"}}
+	sampleBytes = mustJSON(sampleUser)
+)
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// codecCase is one value type: etcdkit's codec for it, and the encoding the
+// raw side does by hand.
+type codecCase[T any] struct {
+	codec  etcdkit.Codec[T]
+	val    T
+	encode func(T) ([]byte, error)
+	decode func([]byte) (T, error)
+	ok     func(T) bool // whether a decoded value looks right
+}
+
+var bytesCase = codecCase[[]byte]{
+	codec:  etcdkit.Bytes(),
+	val:    sampleBytes,
+	encode: func(b []byte) ([]byte, error) { return b, nil },
+	decode: func(b []byte) ([]byte, error) { return b, nil },
+	ok:     func(b []byte) bool { return len(b) > 0 },
+}
+
+var jsonCase = codecCase[user]{
+	codec:  etcdkit.JSON[user](),
+	val:    sampleUser,
+	encode: func(u user) ([]byte, error) { return json.Marshal(u) },
+	decode: func(b []byte) (user, error) {
+		var u user
+		err := json.Unmarshal(b, &u)
+		return u, err
+	},
+	ok: func(u user) bool { return u.Name != "" },
+}
+
+// byCodec runs fn as codec=bytes and codec=json.
+func byCodec(b *testing.B, bytesFn func(*testing.B, codecCase[[]byte]), jsonFn func(*testing.B, codecCase[user])) {
+	b.Run("codec=bytes", func(b *testing.B) { bytesFn(b, bytesCase) })
+	b.Run("codec=json", func(b *testing.B) { jsonFn(b, jsonCase) })
+}
+
+// putRaw writes n keys prefix+keyName(i) with value val, 100 to a transaction.
+func putRaw(ctx context.Context, rc *clientv3.Client, prefix string, n int, val []byte) error {
+	const perTxn = 100
+	for i := 0; i < n; i += perTxn {
+		ops := make([]clientv3.Op, 0, perTxn)
+		for j := i; j < min(i+perTxn, n); j++ {
+			ops = append(ops, clientv3.OpPut(prefix+keyName(j), string(val)))
+		}
+		if _, err := rc.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func keyName(i int) string { return fmt.Sprintf("k%06d", i) }
