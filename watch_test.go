@@ -314,7 +314,7 @@ func TestWatchSurvivesRestarts(t *testing.T) {
 	defer w.Close()
 	c := collect(w)
 
-	const n = 2000
+	const n = 5000
 	done := make(chan struct{})
 	var last int64
 	var werr error
@@ -365,7 +365,7 @@ func TestWatchLeaderLoss(t *testing.T) {
 	defer w.Close()
 	c := collect(w)
 
-	const n = 600
+	const n = 5000
 	done := make(chan struct{})
 	var last int64
 	var werr error
