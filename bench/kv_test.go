@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -30,21 +31,22 @@ func benchGet[T any](b *testing.B, cc codecCase[T]) {
 		b.Fatal(err)
 	}
 	key := kv.Prefix() + "k"
+	get := func(ctx context.Context) error {
+		resp, err := rc.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) == 0 {
+			return errNoValue
+		}
+		v, err := cc.decode(resp.Kvs[0].Value)
+		if err != nil || !cc.ok(v) {
+			return fmt.Errorf("decode: %v", err)
+		}
+		return nil
+	}
 	compare(b, func(int) (func() error, error) {
-		return func() error {
-			resp, err := rc.Get(ctx, key)
-			if err != nil {
-				return err
-			}
-			if len(resp.Kvs) == 0 {
-				return errNoValue
-			}
-			v, err := cc.decode(resp.Kvs[0].Value)
-			if err != nil || !cc.ok(v) {
-				return fmt.Errorf("decode: %v", err)
-			}
-			return nil
-		}, nil
+		return func() error { return get(ctx) }, nil
 	}, func(int) (func() error, error) {
 		return func() error {
 			e, err := kv.Get(ctx, "k")
@@ -53,7 +55,22 @@ func benchGet[T any](b *testing.B, cc codecCase[T]) {
 			}
 			return err
 		}, nil
-	})
+	}, rawTimeout(func(ctx context.Context, _ int) error { return get(ctx) }))
+}
+
+// rawTimeout is the raw operation op with a context.WithTimeout of
+// etcdkit's default RequestTimeout per call, as impl=raw-timeout: the same
+// bound etcdkit puts on a call whose ctx has no deadline, paid for the plain
+// way. A deadline also makes gRPC send it to the server, which then sets a
+// timer of its own for the request.
+func rawTimeout(op func(ctx context.Context, w int) error) namedWorker {
+	return namedWorker{name: "raw-timeout", w: func(w int) (func() error, error) {
+		return func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return op(ctx, w)
+		}, nil
+	}}
 }
 
 func BenchmarkPut(b *testing.B) { byCodec(b, benchPut[[]byte], benchPut[user]) }
@@ -177,41 +194,46 @@ func benchUpdate[T any](b *testing.B, cc codecCase[T]) {
 	ctx := context.Background()
 	kv := etcdkit.NewKV(c, newPrefix("update"), cc.codec)
 	same := func(v T) (T, error) { return v, nil }
+	update := func(ctx context.Context, key string) error {
+		get, err := rc.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if len(get.Kvs) == 0 {
+			return errNoValue
+		}
+		cur, err := cc.decode(get.Kvs[0].Value)
+		if err != nil {
+			return err
+		}
+		next, err := same(cur)
+		if err != nil {
+			return err
+		}
+		data, err := cc.encode(next)
+		if err != nil {
+			return err
+		}
+		resp, err := rc.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", get.Kvs[0].ModRevision)).
+			Then(clientv3.OpPut(key, string(data), clientv3.WithIgnoreLease())).
+			Else(clientv3.OpGet(key)).
+			Commit()
+		if err == nil && !resp.Succeeded {
+			return fmt.Errorf("update %s: conflict", key)
+		}
+		return err
+	}
+	rawKeys := func(w int) (string, error) {
+		_, err := kv.Put(ctx, "raw"+strconv.Itoa(w), cc.val)
+		return kv.Prefix() + "raw" + strconv.Itoa(w), err
+	}
 	compare(b, func(w int) (func() error, error) {
-		key := kv.Prefix() + "raw" + strconv.Itoa(w)
-		if _, err := kv.Put(ctx, "raw"+strconv.Itoa(w), cc.val); err != nil {
+		key, err := rawKeys(w)
+		if err != nil {
 			return nil, err
 		}
-		return func() error {
-			get, err := rc.Get(ctx, key)
-			if err != nil {
-				return err
-			}
-			if len(get.Kvs) == 0 {
-				return errNoValue
-			}
-			cur, err := cc.decode(get.Kvs[0].Value)
-			if err != nil {
-				return err
-			}
-			next, err := same(cur)
-			if err != nil {
-				return err
-			}
-			data, err := cc.encode(next)
-			if err != nil {
-				return err
-			}
-			resp, err := rc.Txn(ctx).
-				If(clientv3.Compare(clientv3.ModRevision(key), "=", get.Kvs[0].ModRevision)).
-				Then(clientv3.OpPut(key, string(data), clientv3.WithIgnoreLease())).
-				Else(clientv3.OpGet(key)).
-				Commit()
-			if err == nil && !resp.Succeeded {
-				return fmt.Errorf("update %s: conflict", key)
-			}
-			return err
-		}, nil
+		return func() error { return update(ctx, key) }, nil
 	}, func(w int) (func() error, error) {
 		key := "kit" + strconv.Itoa(w)
 		if _, err := kv.Put(ctx, key, cc.val); err != nil {
@@ -221,7 +243,17 @@ func benchUpdate[T any](b *testing.B, cc codecCase[T]) {
 			_, err := kv.Update(ctx, key, same)
 			return err
 		}, nil
-	})
+	}, namedWorker{name: "raw-timeout", w: func(w int) (func() error, error) {
+		key, err := rawKeys(w)
+		if err != nil {
+			return nil, err
+		}
+		return func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return update(ctx, key)
+		}, nil
+	}})
 }
 
 func BenchmarkTxn(b *testing.B) { byCodec(b, benchTxn[[]byte], benchTxn[user]) }
@@ -290,8 +322,9 @@ const listKeys = 10_000
 
 // BenchmarkList reads 10,000 keys and decodes every value: through
 // KV.List with its default page size (impl=etcdkit), in ONE raw range
-// request (impl=raw), and with raw requests of the same page size at one
-// revision (impl=raw-paged), the work List actually does.
+// request (impl=raw), with raw requests of the same page size at one
+// revision (impl=raw-paged), the work List actually does, and through
+// KV.List with one page of 10,000 (impl=etcdkit-onepage).
 func BenchmarkList(b *testing.B) { byCodec(b, benchList[[]byte], benchList[user]) }
 
 func benchList[T any](b *testing.B, cc codecCase[T]) {
@@ -342,6 +375,20 @@ func benchList[T any](b *testing.B, cc codecCase[T]) {
 				return func() error {
 					n := 0
 					for _, err := range kv.List(ctx) {
+						if err != nil {
+							return err
+						}
+						n++
+					}
+					return check(n)
+				}, nil
+			})
+		})
+		b.Run("impl=etcdkit-onepage", func(b *testing.B) {
+			runCallers(b, 1, func(int) (func() error, error) {
+				return func() error {
+					n := 0
+					for _, err := range kv.List(ctx, etcdkit.WithPageSize(listKeys)) {
 						if err != nil {
 							return err
 						}

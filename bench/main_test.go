@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -111,22 +112,40 @@ var callerCounts = []int{1, 32}
 type worker func(w int) (op func() error, err error)
 
 // compare runs rawW and kitW with 1 and 32 callers, as
-// callers=N/impl=raw and callers=N/impl=etcdkit.
-func compare(b *testing.B, rawW, kitW worker) {
+// callers=N/impl=raw and callers=N/impl=etcdkit, then each extra worker as
+// callers=N/impl=<its name>.
+func compare(b *testing.B, rawW, kitW worker, extra ...namedWorker) {
 	for _, n := range callerCounts {
 		b.Run("callers="+strconv.Itoa(n), func(b *testing.B) {
 			b.Run("impl=raw", func(b *testing.B) { runCallers(b, n, rawW) })
 			b.Run("impl=etcdkit", func(b *testing.B) { runCallers(b, n, kitW) })
+			for _, x := range extra {
+				b.Run("impl="+x.name, func(b *testing.B) { runCallers(b, n, x.w) })
+			}
 		})
 	}
 }
 
-// runCallers runs b.N operations in all, spread over n goroutines that each
-// take the next one until none is left.
+type namedWorker struct {
+	name string
+	w    worker
+}
+
+// runCallers runs b.N operations in all, spread over n goroutines. With
+// n > 1 it uses b.RunParallel, whose goroutines take work in batches, so
+// that a shared counter does not dominate the cost of a read from memory;
+// it starts ceil(n/GOMAXPROCS)*GOMAXPROCS goroutines, exactly n when
+// GOMAXPROCS divides n (as with 1, 2, 4, 8, 16 or 32 CPUs).
 func runCallers(b *testing.B, n int, mk worker) {
 	b.Helper()
-	ops := make([]func() error, n)
-	for w := range n {
+	workers := n
+	if n > 1 {
+		procs := runtime.GOMAXPROCS(0)
+		b.SetParallelism((n + procs - 1) / procs)
+		workers = (n + procs - 1) / procs * procs
+	}
+	ops := make([]func() error, workers)
+	for w := range workers {
 		op, err := mk(w)
 		if err != nil {
 			b.Fatal(err)
@@ -134,8 +153,8 @@ func runCallers(b *testing.B, n int, mk worker) {
 		ops[w] = op
 	}
 	b.ReportAllocs()
+	b.ResetTimer()
 	if n == 1 {
-		b.ResetTimer()
 		for range b.N {
 			if err := ops[0](); err != nil {
 				b.Fatal(err)
@@ -144,25 +163,15 @@ func runCallers(b *testing.B, n int, mk worker) {
 		return
 	}
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	b.ResetTimer()
-	for _, op := range ops {
-		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				if err := op(); err != nil {
-					errs <- err
-					return
-				}
+	b.RunParallel(func(pb *testing.PB) {
+		op := ops[next.Add(1)-1]
+		for pb.Next() {
+			if err := op(); err != nil {
+				b.Error(err)
+				return
 			}
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	close(errs)
-	if err := <-errs; err != nil {
-		b.Fatal(err)
-	}
+		}
+	})
 }
 
 // user is the value of the JSON cases: a small record, as a service stores.
