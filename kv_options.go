@@ -2,8 +2,9 @@ package etcdkit
 
 import "fmt"
 
-// DefaultPageSize is how many entries [KV.List] reads per request unless
-// [WithPageSize] says otherwise.
+// DefaultPageSize is how many entries [KV.List] reads in its first request
+// unless [WithPageSize] says otherwise; later requests are sized by the
+// bytes of the entries seen, to about 4 MiB a page.
 const DefaultPageSize = 500
 
 // ListOption narrows or tunes [KV.List].
@@ -16,6 +17,7 @@ type listOptions struct {
 	from, to string // relative to the prefix; to "" is the end of the prefix
 	keysOnly bool
 	rev      int64 // 0: the latest revision
+	fixed    bool  // the page size was set with WithPageSize
 }
 
 type listOptionFunc func(*listOptions)
@@ -35,11 +37,12 @@ func (o listOptions) validate() error {
 	return nil
 }
 
-// WithPageSize sets how many entries [KV.List] reads per request (default
-// [DefaultPageSize]). Smaller pages mean smaller responses and more round
-// trips; n must be > 0, else List yields [ErrInvalidArgument].
+// WithPageSize fixes how many entries [KV.List] reads per request, instead of
+// [DefaultPageSize] first and then pages sized by bytes. Smaller pages mean
+// smaller responses and more round trips; n must be > 0, else List yields
+// [ErrInvalidArgument].
 func WithPageSize(n int) ListOption {
-	return listOptionFunc(func(o *listOptions) { o.pageSize = int64(n) })
+	return listOptionFunc(func(o *listOptions) { o.pageSize, o.fixed = int64(n), true })
 }
 
 // WithRange limits [KV.List] to the keys k with from <= k < to, both relative

@@ -11,7 +11,8 @@ import (
 )
 
 // List returns the entries under the prefix in key order, read a page at a
-// time (see [WithPageSize]). Every page is read at the revision of the first
+// time: [DefaultPageSize] entries first, then pages of about 4 MiB (at most
+// 10,000 entries), or a fixed size with [WithPageSize]. Every page is read at the revision of the first
 // one, so the listing is one consistent snapshot even while the prefix
 // changes. The options narrow it: [WithRange], [WithKeysOnly], [WithRevision].
 //
@@ -57,7 +58,32 @@ func (kv *KV[T]) list(ctx context.Context, o listOptions, yield func(Entry[T], e
 		}
 		// The smallest key after the last one read.
 		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		if !o.fixed {
+			o.pageSize = nextPageSize(resp.Kvs)
+		}
 	}
+}
+
+// Unless WithPageSize fixes it, List sizes its pages after the first one by
+// bytes rather than by count: each round trip (and etcd's count of the rest
+// of the range, which it makes for every page) costs about the same whatever
+// the page holds, so small entries come in large pages, while a page of
+// large values stays near listPageBytes in memory.
+const (
+	listPageBytes   = 4 << 20 // what a page should weigh
+	maxListPageSize = 10000   // the most entries in one page
+	entryOverhead   = 48      // revisions, version, lease and framing of an entry
+)
+
+// nextPageSize is the page size that makes a page of entries like these
+// weigh about listPageBytes.
+func nextPageSize(kvs []*mvccpb.KeyValue) int64 {
+	total := 0
+	for _, p := range kvs {
+		total += len(p.Key) + len(p.Value) + entryOverhead
+	}
+	n := int64(listPageBytes / max(total/len(kvs), 1))
+	return min(max(n, DefaultPageSize), maxListPageSize)
 }
 
 func (kv *KV[T]) page(ctx context.Context, start, end string, rev int64, o listOptions) (*clientv3.GetResponse, error) {
