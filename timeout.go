@@ -9,8 +9,14 @@ import (
 // deadlines bounds calls whose ctx has no deadline by RequestTimeout, without
 // paying for a timer per call. context.WithTimeout allocates a timer and a
 // cancel context for every request; instead, calls that start within the same
-// bucketWidth share one context whose deadline is the end of their bucket, so
-// each call gets between RequestTimeout and RequestTimeout+bucketWidth.
+// bucketWidth share one context that ends at the end of their bucket, so each
+// call gets between RequestTimeout and RequestTimeout+bucketWidth.
+//
+// The bounded context ends at that time but does not report it as a
+// deadline: gRPC would send a deadline to the server, which arms a timer of
+// its own for every request. The call is still bounded, by the client: gRPC
+// cancels the stream when the context ends, and the error is
+// context.DeadlineExceeded.
 type deadlines struct {
 	timeout time.Duration
 	parent  context.Context // the client's lifetime: Close ends every bucket
@@ -21,6 +27,7 @@ type bucket struct {
 	ctx      context.Context
 	cancel   context.CancelFunc // kept so the context can be freed; its timer does that at the deadline
 	deadline time.Time
+	bare     *boundCtx // the bounded view for callers whose ctx has no values
 }
 
 const bucketWidth = 10 * time.Millisecond
@@ -39,7 +46,7 @@ func (d *deadlines) bound(ctx context.Context) (context.Context, context.CancelF
 	}
 	b := d.bucket()
 	if ctx == context.Background() || ctx == context.TODO() {
-		return b.ctx, noop
+		return b.bare, noop
 	}
 	return &boundCtx{Context: b.ctx, values: ctx}, noop
 }
@@ -55,22 +62,28 @@ func (d *deadlines) bucket() *bucket {
 		// Nobody calls cancel early: the timer frees the context at its
 		// deadline, and Close frees all of them through parent.
 		nb.ctx, nb.cancel = context.WithDeadline(d.parent, nb.deadline)
+		nb.bare = &boundCtx{Context: nb.ctx}
 		if d.cur.CompareAndSwap(b, nb) {
 			return nb
 		}
 	}
 }
 
-// boundCtx is a shared deadline context that answers Value from the caller's
-// ctx first, so request metadata survives.
+// boundCtx is a view of a bucket's context: it ends with it but reports no
+// deadline (see deadlines), and it answers Value from the caller's ctx
+// first, so request metadata survives.
 type boundCtx struct {
 	context.Context
-	values context.Context
+	values context.Context // nil: no values of the caller's
 }
 
+func (c *boundCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+
 func (c *boundCtx) Value(key any) any {
-	if v := c.values.Value(key); v != nil {
-		return v
+	if c.values != nil {
+		if v := c.values.Value(key); v != nil {
+			return v
+		}
 	}
 	return c.Context.Value(key)
 }
