@@ -138,10 +138,17 @@ func (kv *KV[T]) compareAndSwap(ctx context.Context, op, key, full string, v T, 
 	} else {
 		put = clientv3.OpPut(full, val)
 	}
+	return kv.ifModRevision(ctx, op, key, full, modRevision, put)
+}
+
+// ifModRevision runs then on key only if its mod revision is still
+// modRevision, in one round trip: the Else branch reads the key, so that a
+// conflict carries what was found without another read.
+func (kv *KV[T]) ifModRevision(ctx context.Context, op, key, full string, modRevision int64, then clientv3.Op) (int64, error) {
 	ctx, cancel := kv.c.bound(ctx)
 	resp, err := kv.c.raw.KV.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(full), "=", modRevision)).
-		Then(put).
+		Then(then).
 		Else(clientv3.OpGet(full)).
 		Commit()
 	cancel()
@@ -266,20 +273,7 @@ func (kv *KV[T]) CompareAndDelete(ctx context.Context, key string, modRevision i
 	if modRevision <= 0 {
 		return 0, &opError{op: op, key: full, err: fmt.Errorf("%w: modRevision %d, want > 0", ErrInvalidArgument, modRevision)}
 	}
-	ctx, cancel := kv.c.bound(ctx)
-	resp, err := kv.c.raw.KV.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(full), "=", modRevision)).
-		Then(clientv3.OpDelete(full)).
-		Else(clientv3.OpGet(full)).
-		Commit()
-	cancel()
-	if err != nil {
-		return 0, opErr(op, full, err)
-	}
-	if !resp.Succeeded {
-		return 0, kv.conflict(op, key, resp.Responses[0].GetResponseRange().GetKvs())
-	}
-	return resp.Header.Revision, nil
+	return kv.ifModRevision(ctx, op, key, full, modRevision, clientv3.OpDelete(full))
 }
 
 // check validates what every call on one key needs before anything is sent.
