@@ -308,7 +308,10 @@ func TestWatchSurvivesRestarts(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
-	ctx := testCtx(t)
+	// 5,000 writes through restarts, beside the rest of the suite running in
+	// parallel under -race, need more than testCtx's 30s bound.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
 	start, _ := kv.Put(ctx, "start", "")
 	w := kv.Watch(ctx)
 	defer w.Close()
@@ -359,7 +362,10 @@ func TestWatchLeaderLoss(t *testing.T) {
 	t.Parallel()
 	cl := etcdtest.StartCluster(t, 3)
 	kv := etcdkit.NewKV(cl.Client(t), testPrefix(t), etcdkit.String())
-	ctx := testCtx(t)
+	// 5,000 writes through restarts, beside the rest of the suite running in
+	// parallel under -race, need more than testCtx's 30s bound.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
 	start, _ := kv.Put(ctx, "start", "")
 	w := kv.Watch(ctx)
 	defer w.Close()
