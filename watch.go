@@ -74,7 +74,10 @@ const stallAfter = time.Second
 // Watch watches the KV's keys (its whole prefix, or one key with
 // [WatchKey]) from now on, or from [FromRevision]. It returns once the
 // watch is established (or ctx ends), so a change made after it returns is
-// delivered.
+// delivered. On a cluster, "now" is the revision of the member serving the
+// watch, which may not yet have applied a write another client saw
+// complete: to start right after a write of revision rev, pass
+// FromRevision(rev+1).
 //
 // The watch ends when ctx ends, on [Watcher.Close] or [Client.Close], or
 // when it meets a gap it cannot fill: its Err is then a [*CompactedError]

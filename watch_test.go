@@ -367,7 +367,9 @@ func TestWatchLeaderLoss(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	start, _ := kv.Put(ctx, "start", "")
-	w := kv.Watch(ctx)
+	// The member serving the watch may not have applied start yet, so
+	// "now" could be before it: start right after it instead.
+	w := kv.Watch(ctx, etcdkit.FromRevision(start+1))
 	defer w.Close()
 	c := collect(w)
 
@@ -435,7 +437,9 @@ func TestWatchNoLeader(t *testing.T) {
 	writer := etcdkit.NewKV(cl.Client(t), testPrefix(t), etcdkit.String())
 	ctx := testCtx(t)
 	start, _ := writer.Put(ctx, "start", "")
-	w := kv.Watch(ctx)
+	// The member serving the watch may not have applied start yet, so
+	// "now" could be before it: start right after it instead.
+	w := kv.Watch(ctx, etcdkit.FromRevision(start+1))
 	defer w.Close()
 	c := collect(w)
 	if _, err := writeN(ctx, writer, 50, nil); err != nil {
