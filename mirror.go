@@ -29,12 +29,27 @@ type Mirror[T any] struct {
 	opts mirrorOptions[T]
 	task *task
 
-	mu      sync.RWMutex
-	entries map[string]Entry[T]
-	sorted  []Entry[T] // List's answer, nil when stale
-	rev     int64
-	changed chan struct{} // closed and replaced whenever rev moves
+	// state is what readers see: replaced whole, never changed, so a
+	// read takes no lock and sees every change of a revision or none.
+	state atomic.Pointer[mirrorState[T]]
+
+	mu      sync.Mutex    // guards changed and err; held to publish state
+	changed chan struct{} // closed and replaced whenever the revision moves
 	err     error
+}
+
+// mirrorState is one version of the mirror: its entries as of rev.
+type mirrorState[T any] struct {
+	entries trie[T]
+	rev     int64
+	sorted  *mirrorSorted[T] // shared by the states with the same entries
+}
+
+// mirrorSorted is List's answer for one version of the entries, made on
+// the first List that needs it.
+type mirrorSorted[T any] struct {
+	once    sync.Once
+	entries []Entry[T]
 }
 
 // MirrorOption changes how [KV.Mirror] works.
@@ -90,7 +105,7 @@ func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T
 	if err != nil {
 		return nil, m.task.fail("mirror", spec.name, err)
 	}
-	m.entries, m.rev = entries, rev
+	m.state.Store(&mirrorState[T]{entries: entries, rev: rev, sorted: new(mirrorSorted[T])})
 	// Established before Mirror returns, so WaitForRevision has a stream
 	// to ask for progress on.
 	conn := spec.open(m.task.ctx, rev+1)
@@ -102,52 +117,38 @@ func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T
 var mirrorStreams atomic.Uint64
 
 // Get returns the entry at key, and false if the mirror does not have it.
+// It takes no lock: concurrent Gets do not slow each other down.
 func (m *Mirror[T]) Get(key string) (Entry[T], bool) {
-	m.mu.RLock()
-	e, ok := m.entries[key]
-	m.mu.RUnlock()
-	return e, ok
+	if e := m.state.Load().entries.get(key); e != nil {
+		return *e, true
+	}
+	return Entry[T]{}, false
 }
 
-// List returns every entry, sorted by key. The slice is the caller's.
+// List returns every entry, sorted by key, all as of one revision. The
+// slice is the caller's.
 func (m *Mirror[T]) List() []Entry[T] {
-	m.mu.RLock()
-	sorted := m.sorted
-	m.mu.RUnlock()
-	if sorted == nil {
-		m.mu.Lock()
-		if m.sorted == nil {
-			m.sorted = m.sortLocked()
-		}
-		sorted = m.sorted
-		m.mu.Unlock()
-	}
-	return slices.Clone(sorted)
+	s := m.state.Load()
+	s.sorted.once.Do(func() { s.sorted.entries = sortEntries(s.entries) })
+	return slices.Clone(s.sorted.entries)
 }
 
-func (m *Mirror[T]) sortLocked() []Entry[T] {
-	s := make([]Entry[T], 0, len(m.entries))
-	for _, e := range m.entries {
-		s = append(s, e)
-	}
+func sortEntries[T any](t trie[T]) []Entry[T] {
+	s := make([]Entry[T], 0, t.len)
+	t.each(func(e *Entry[T]) bool {
+		s = append(s, *e)
+		return true
+	})
 	slices.SortFunc(s, func(a, b Entry[T]) int { return strings.Compare(a.Key, b.Key) })
 	return s
 }
 
 // Len returns the number of entries.
-func (m *Mirror[T]) Len() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.entries)
-}
+func (m *Mirror[T]) Len() int { return m.state.Load().entries.len }
 
 // Revision returns the revision the mirror is current with: every change up
 // to it has been applied.
-func (m *Mirror[T]) Revision() int64 {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.rev
-}
+func (m *Mirror[T]) Revision() int64 { return m.state.Load().rev }
 
 // WaitForRevision returns once the mirror has applied every change up to
 // rev, such as the revision a Put returned: reads after it see that write.
@@ -156,9 +157,9 @@ func (m *Mirror[T]) WaitForRevision(ctx context.Context, rev int64) error {
 	op := fmt.Sprintf("mirror: wait for revision %d", rev)
 	var retry <-chan time.Time
 	for {
-		m.mu.RLock()
-		cur, changed := m.rev, m.changed
-		m.mu.RUnlock()
+		m.mu.Lock()
+		cur, changed := m.state.Load().rev, m.changed
+		m.mu.Unlock()
 		if cur >= rev {
 			return nil
 		}
@@ -204,8 +205,8 @@ func (m *Mirror[T]) Done() <-chan struct{} { return m.task.done }
 // its ctx ended; [ErrClosed] after [Client.Close]; otherwise the error that
 // stopped it, such as [ErrPermissionDenied].
 func (m *Mirror[T]) Err() error {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	return m.err
 }
 
@@ -216,9 +217,7 @@ func (m *Mirror[T]) Close() { m.task.stop() }
 func (m *Mirror[T]) run(ctx context.Context, conn watchConn) {
 	st := watchState{}
 	for {
-		m.mu.RLock()
-		st.last = m.rev
-		m.mu.RUnlock()
+		st.last = m.state.Load().rev
 		err := unwrapHandler(m.spec.follow(ctx, &st, conn, m))
 		conn = watchConn{}
 		if err == nil || !errors.Is(err, ErrCompacted) {
@@ -258,8 +257,8 @@ func (m *Mirror[T]) resync(ctx context.Context) bool {
 const listPage = 1000
 
 // list reads every key under the prefix at one revision, a page at a time.
-func (m *Mirror[T]) list(ctx context.Context) (map[string]Entry[T], int64, error) {
-	entries := make(map[string]Entry[T])
+func (m *Mirror[T]) list(ctx context.Context) (trie[T], int64, error) {
+	ed := newTrie[T]().edit()
 	from := m.spec.key
 	end := clientv3.GetPrefixRangeEnd(m.spec.key)
 	if m.spec.key == "" {
@@ -275,91 +274,82 @@ func (m *Mirror[T]) list(ctx context.Context) (map[string]Entry[T], int64, error
 		resp, err := m.kv.c.raw.KV.Get(rctx, from, opts...)
 		cancel()
 		if err != nil {
-			return nil, 0, opErr("mirror: list", m.spec.name, err)
+			return trie[T]{}, 0, opErr("mirror: list", m.spec.name, err)
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
 		for _, kv := range resp.Kvs {
-			m.decodeInto(entries, kv)
+			if e := m.decode(kv); e != nil {
+				ed.put(*e)
+			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return entries, rev, nil
+			return ed.done(), rev, nil
 		}
 		from = string(append(bytes.Clone(resp.Kvs[len(resp.Kvs)-1].Key), 0))
 	}
 }
 
-// decodeInto adds kv to entries, or leaves it out when it does not decode.
-func (m *Mirror[T]) decodeInto(entries map[string]Entry[T], kv *mvccpb.KeyValue) {
-	if e := m.decode(kv); e != nil {
-		entries[e.Key] = *e
-	}
-}
-
 // decode returns kv's entry, or nil (logged) when its value does not decode.
+// The entry's key is copied out of kv's full key, which would otherwise
+// keep the prefix's bytes alive once per entry.
 func (m *Mirror[T]) decode(kv *mvccpb.KeyValue) *Entry[T] {
 	e, err := m.kv.entry(kv)
 	if err != nil {
 		m.kv.c.log.Warn("etcdkit: mirror: value left out", "key", string(kv.Key), "revision", kv.ModRevision, "error", err)
 		return nil
 	}
+	e.Key = strings.Clone(e.Key)
 	return &e
 }
 
 // replace swaps in a fresh listing and reports what differs from before.
-func (m *Mirror[T]) replace(entries map[string]Entry[T], rev int64) {
+func (m *Mirror[T]) replace(entries trie[T], rev int64) {
 	var changes []entryChange[T]
-	m.mu.Lock()
 	if m.opts.onChange != nil {
-		changes = diffEntries(m.entries, entries)
+		changes = diffEntries(m.state.Load().entries, entries)
 	}
-	m.entries, m.sorted = entries, nil
-	m.advanceLocked(rev)
-	m.mu.Unlock()
+	m.publish(entries, rev, true)
 	m.report(changes)
 }
 
-// diffEntries lists the changes that turn old into new.
-func diffEntries[T any](old, new map[string]Entry[T]) []entryChange[T] {
+// diffEntries lists the changes that turn old into new, sorted by key.
+func diffEntries[T any](old, new trie[T]) []entryChange[T] {
 	var changes []entryChange[T]
-	for k, o := range old {
-		if _, ok := new[k]; !ok {
-			changes = append(changes, entryChange[T]{key: k, old: &o})
+	old.each(func(o *Entry[T]) bool {
+		if new.get(o.Key) == nil {
+			changes = append(changes, entryChange[T]{key: o.Key, old: ptr(*o)})
 		}
-	}
-	for k, n := range new {
-		o, ok := old[k]
-		switch {
-		case !ok:
-			changes = append(changes, entryChange[T]{key: k, new: &n})
+		return true
+	})
+	new.each(func(n *Entry[T]) bool {
+		switch o := old.get(n.Key); {
+		case o == nil:
+			changes = append(changes, entryChange[T]{key: n.Key, new: ptr(*n)})
 		case o.ModRevision != n.ModRevision:
-			changes = append(changes, entryChange[T]{key: k, old: &o, new: &n})
+			changes = append(changes, entryChange[T]{key: n.Key, old: ptr(*o), new: ptr(*n)})
 		}
-	}
+		return true
+	})
 	slices.SortFunc(changes, func(a, b entryChange[T]) int { return strings.Compare(a.key, b.key) })
 	return changes
 }
 
-// handle applies whole revisions of changes. Values are decoded before the
-// lock is taken, so readers wait only for the map updates.
+// ptr returns a pointer to a copy of v.
+func ptr[V any](v V) *V { return &v }
+
+// handle applies whole revisions of changes to a new version of the
+// entries, then publishes it: readers see all of them or none.
 func (m *Mirror[T]) handle(_ context.Context, evs []*clientv3.Event, stall func()) error {
-	decoded := make([]*Entry[T], len(evs)) // nil: the key is to be absent
-	for i, ev := range evs {
-		if ev.Type == mvccpb.PUT {
-			decoded[i] = m.decode(ev.Kv)
-		}
-	}
+	ed := m.state.Load().entries.edit()
 	var changes []entryChange[T]
-	m.mu.Lock()
-	for i, ev := range evs {
-		if c, ok := m.applyLocked(m.kv.relKey(ev.Kv.Key), decoded[i]); ok && m.opts.onChange != nil {
+	for _, ev := range evs {
+		if c, ok := m.apply(ed, ev); ok && m.opts.onChange != nil {
 			changes = append(changes, c)
 		}
 	}
-	m.sorted = nil
-	m.advanceLocked(evs[len(evs)-1].Kv.ModRevision)
-	m.mu.Unlock()
+	m.publish(ed.done(), evs[len(evs)-1].Kv.ModRevision, true)
 	if len(changes) > 0 {
 		start := time.Now()
 		m.report(changes)
@@ -372,33 +362,55 @@ func (m *Mirror[T]) handle(_ context.Context, evs []*clientv3.Event, stall func(
 	return nil
 }
 
-// applyLocked sets key to e, or removes it when e is nil.
-func (m *Mirror[T]) applyLocked(key string, e *Entry[T]) (entryChange[T], bool) {
-	c := entryChange[T]{key: key, new: e}
-	if old, ok := m.entries[key]; ok {
-		c.old = &old
+// apply makes ev's change in ed and says what changed: nothing when a key
+// the mirror does not have is deleted.
+func (m *Mirror[T]) apply(ed *trieEdit[T], ev *clientv3.Event) (entryChange[T], bool) {
+	var c entryChange[T]
+	if ev.Type == mvccpb.PUT {
+		c.new = m.decode(ev.Kv) // nil when it does not decode: the key goes
 	}
-	if e != nil {
-		m.entries[key] = *e
+	if c.new != nil {
+		c.key = c.new.Key
 	} else {
-		delete(m.entries, key)
+		c.key = m.kv.relKey(ev.Kv.Key)
+	}
+	if old := ed.get(c.key); old != nil {
+		c.old = ptr(*old)
+	}
+	switch {
+	case c.new != nil:
+		ed.put(*c.new)
+	case c.old != nil:
+		ed.delete(c.key)
+		c.key = c.old.Key // the mirror's copy, not a view of ev's bytes
 	}
 	return c, c.old != nil || c.new != nil
 }
 
 func (m *Mirror[T]) progress(rev int64) {
-	m.mu.Lock()
-	m.advanceLocked(rev)
-	m.mu.Unlock()
+	s := m.state.Load()
+	m.publish(s.entries, rev, false)
 }
 
-func (m *Mirror[T]) advanceLocked(rev int64) {
-	if rev <= m.rev {
+// publish makes entries at rev the mirror's state, if rev is newer, and
+// wakes WaitForRevision. A progress notification (newEntries false) keeps
+// List's sorted copy.
+func (m *Mirror[T]) publish(entries trie[T], rev int64, newEntries bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := m.state.Load()
+	if rev <= cur.rev && !newEntries {
 		return
 	}
-	m.rev = rev
-	close(m.changed)
-	m.changed = make(chan struct{})
+	next := &mirrorState[T]{entries: entries, rev: max(rev, cur.rev), sorted: cur.sorted}
+	if newEntries {
+		next.sorted = new(mirrorSorted[T])
+	}
+	m.state.Store(next)
+	if next.rev > cur.rev {
+		close(m.changed)
+		m.changed = make(chan struct{})
+	}
 }
 
 func (m *Mirror[T]) report(changes []entryChange[T]) {

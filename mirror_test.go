@@ -3,8 +3,11 @@ package etcdkit_test
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,6 +85,76 @@ func TestMirror(t *testing.T) {
 	}
 	if m.Revision() < last {
 		t.Errorf("Revision() = %d, want >= %d", m.Revision(), last)
+	}
+}
+
+// TestMirrorReadsWholeRevisions writes three keys in each of 200
+// transactions while readers list the mirror: every List shows the three
+// keys with one value (never half a transaction), and no reader sees the
+// values go back.
+func TestMirrorReadsWholeRevisions(t *testing.T) {
+	t.Parallel()
+	cli := newClient(t)
+	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
+	ctx := testCtx(t)
+	names := []string{"a", "b", "c"}
+	write := func(i int) int64 {
+		var ops []etcdkit.Op
+		for _, k := range names {
+			ops = append(ops, kv.PutOp(k, strconv.Itoa(i)))
+		}
+		res, err := cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Revision
+	}
+	write(0)
+	m, err := kv.Mirror(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	const writes = 200
+	var wg sync.WaitGroup
+	var stop atomic.Bool
+	for r := range 2 {
+		wg.Go(func() {
+			last, lists := -1, 0
+			for !stop.Load() || lists == 0 {
+				lists++
+				got := m.List()
+				if len(got) != len(names) {
+					t.Errorf("reader %d: List() has %d entries, want %d", r, len(got), len(names))
+					return
+				}
+				v, _ := strconv.Atoi(got[0].Value)
+				for _, e := range got[1:] {
+					if e.Value != got[0].Value {
+						t.Errorf("reader %d: List() = %v: half a transaction", r, got)
+						return
+					}
+				}
+				if v < last {
+					t.Errorf("reader %d: value went back from %d to %d", r, last, v)
+					return
+				}
+				last = v
+				runtime.Gosched() // leave the writer some CPU
+			}
+		})
+	}
+	var rev int64
+	for i := 1; i <= writes; i++ {
+		rev = write(i)
+	}
+	if err := m.WaitForRevision(ctx, rev); err != nil {
+		t.Error(err)
+	}
+	stop.Store(true)
+	wg.Wait()
+	if e, _ := m.Get("c"); e.Value != strconv.Itoa(writes) {
+		t.Errorf("Get(c) after the last write = %q, want %d", e.Value, writes)
 	}
 }
 

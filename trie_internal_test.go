@@ -1,0 +1,119 @@
+package etcdkit
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestTrie applies random puts and deletes in batches to a trie and to a Go
+// map, and checks after each batch that the trie holds exactly the map and
+// that every earlier version is unchanged. The hashes run from the real
+// maphash to ones that put many keys in one slot, or all keys in one
+// collision node, so every shape of node is made and unmade.
+func TestTrie(t *testing.T) {
+	hashes := map[string]func(string) uint64{
+		"maphash": nil,
+		// 4 distinct hashes: deep paths down to shared collision nodes.
+		"four": func(k string) uint64 { return uint64(len(k)%4) * 0x9e3779b97f4a7c15 },
+		// One hash: every key in one collision node.
+		"one": func(string) uint64 { return 42 },
+		// Low bits equal: every key one level down in slot 0, then spread.
+		"low-zero": func(k string) uint64 { return uint64(len(k)) << 5 },
+	}
+	for name, h := range hashes {
+		t.Run(name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(1, uint64(len(name))))
+			tr := newTrie[int]()
+			tr.testHash = h
+			model := map[string]int{}
+			type version struct {
+				t     trie[int]
+				model map[string]int
+			}
+			var versions []version
+			for batch := range 200 {
+				ed := tr.edit()
+				for range 1 + r.IntN(40) {
+					key := fmt.Sprintf("k%d", r.IntN(300))
+					if r.IntN(3) == 0 {
+						ed.delete(key)
+						delete(model, key)
+					} else {
+						v := r.Int()
+						ed.put(Entry[int]{Key: key, Value: v, ModRevision: int64(batch)})
+						model[key] = v
+					}
+				}
+				tr = ed.done()
+				checkTrie(t, tr, model)
+				versions = append(versions, version{tr, maps.Clone(model)})
+			}
+			for i, v := range versions {
+				if !equalTrie(v.t, v.model) {
+					t.Fatalf("version %d changed after later edits", i)
+				}
+			}
+		})
+	}
+}
+
+// TestTrieEmptied deletes every key: the trie ends with an empty root.
+func TestTrieEmptied(t *testing.T) {
+	tr := newTrie[int]()
+	ed := tr.edit()
+	for i := range 1000 {
+		ed.put(Entry[int]{Key: fmt.Sprint(i), Value: i})
+	}
+	tr = ed.done()
+	ed = tr.edit()
+	for i := range 1000 {
+		ed.delete(fmt.Sprint(i))
+	}
+	empty := ed.done()
+	if empty.len != 0 || empty.root.nodeMap != 0 || len(empty.root.leaves) != 0 || len(empty.root.nodes) != 0 {
+		t.Errorf("after deleting every key: len %d, root %+v; want an empty root", empty.len, *empty.root)
+	}
+	if tr.len != 1000 || tr.get("999") == nil {
+		t.Errorf("the version before the deletes has len %d, want 1000 with key 999", tr.len)
+	}
+}
+
+func checkTrie(t *testing.T, tr trie[int], model map[string]int) {
+	t.Helper()
+	if !equalTrie(tr, model) {
+		var got []string
+		tr.each(func(e *Entry[int]) bool { got = append(got, fmt.Sprintf("%s=%d", e.Key, e.Value)); return true })
+		slices.Sort(got)
+		t.Fatalf("trie (len %d) = %v, want %d keys %v", tr.len, got, len(model), model)
+	}
+	for i := range 50 {
+		key := fmt.Sprintf("missing%d", i)
+		if tr.get(key) != nil {
+			t.Fatalf("get(%q) found an entry that was never put", key)
+		}
+	}
+}
+
+// equalTrie says whether tr holds exactly model, checked both ways.
+func equalTrie(tr trie[int], model map[string]int) bool {
+	if tr.len != len(model) {
+		return false
+	}
+	for k, v := range model {
+		if e := tr.get(k); e == nil || e.Value != v {
+			return false
+		}
+	}
+	n := 0
+	ok := true
+	tr.each(func(e *Entry[int]) bool {
+		n++
+		v, in := model[e.Key]
+		ok = in && v == e.Value
+		return ok
+	})
+	return ok && n == len(model)
+}
