@@ -77,6 +77,31 @@ func ExampleLock_Held() {
 	// written under the lock: true
 }
 
+// fn fences its write with the lock WithLock holds for it: the write is
+// refused if the lock was lost meanwhile.
+func ExampleHeldLock() {
+	ctx := context.Background()
+	cli := exampleClient()
+	reports := etcdkit.NewKV(cli, "example/lock/heldlock/", etcdkit.String())
+
+	err := cli.WithLock(ctx, "example/lock/heldlock-name", func(ctx context.Context) error {
+		l, _ := etcdkit.HeldLock(ctx)
+		res, err := cli.Txn(ctx).If(l.Held()).Then(reports.PutOp("report", "done")).Commit()
+		if err != nil {
+			return err
+		}
+		fmt.Println("written under the lock:", res.Succeeded)
+		return nil
+	})
+	fmt.Println("WithLock:", err)
+	_, held := etcdkit.HeldLock(ctx)
+	fmt.Println("lock outside fn:", held)
+	// Output:
+	// written under the lock: true
+	// WithLock: <nil>
+	// lock outside fn: false
+}
+
 // A semaphore admits a limited number of holders at once.
 func ExampleSemaphore() {
 	ctx := context.Background()

@@ -65,14 +65,14 @@ func (c *Client) TryLock(ctx context.Context, name string, opts ...LockOption) (
 // WithLock runs fn while holding the lock called name, and releases the lock
 // when fn returns. fn's ctx is cancelled the moment the lock is lost (see
 // [Lock.Lost]), and then WithLock returns the loss ([Lock.Err]) if fn
-// returned nil. Its errors are those of [Client.Lock], fn's error, or the
-// unlock's.
+// returned nil; [HeldLock] gets the lock from it, to fence writes. Its
+// errors are those of [Client.Lock], fn's error, or the unlock's.
 func (c *Client) WithLock(ctx context.Context, name string, fn func(ctx context.Context) error, opts ...LockOption) error {
 	l, err := c.Lock(ctx, name, opts...)
 	if err != nil {
 		return err
 	}
-	fctx, cancel := context.WithCancelCause(ctx)
+	fctx, cancel := context.WithCancelCause(context.WithValue(ctx, heldLockKey{}, l))
 	stop := context.AfterFunc(l.lostCtx(), func() { cancel(l.Err()) })
 	ferr := fn(fctx)
 	stop()
@@ -87,6 +87,18 @@ func (c *Client) WithLock(ctx context.Context, name string, fn func(ctx context.
 	}
 	return uerr
 }
+
+// HeldLock returns the lock [Client.WithLock] holds while it runs the fn
+// that was given ctx (or a ctx derived from it), so that fn can fence its
+// writes with [Lock.Held] or [Lock.Fence]. It returns false for any other
+// ctx. With nested WithLock calls it returns the innermost lock.
+func HeldLock(ctx context.Context) (*Lock, bool) {
+	l, ok := ctx.Value(heldLockKey{}).(*Lock)
+	return l, ok
+}
+
+// heldLockKey is the ctx key of the lock WithLock holds.
+type heldLockKey struct{}
 
 func (c *Client) lock(ctx context.Context, op, name string, opts []LockOption, try bool) (*Lock, error) {
 	prefix := name + "/"

@@ -243,9 +243,18 @@ func TestWithLockCancelsOnLoss(t *testing.T) {
 		if len(keys) != 1 {
 			return fmt.Errorf("keys while held = %q, want one", keys)
 		}
+		l, ok := etcdkit.HeldLock(ctx)
+		if !ok || l.Key() != keys[0] {
+			return fmt.Errorf("HeldLock(fn's ctx) = %v, %v; want the lock at %q", l, ok, keys[0])
+		}
 		lockRevokeLeaseOf(t, raw, keys[0])
 		lockWaitClosed(t, ctx.Done(), "fn's ctx after the lock was lost")
 		cause = context.Cause(ctx)
+		data := etcdkit.NewKV(cli, lockName(t)+"-data/", etcdkit.String())
+		res, err := cli.Txn(context.WithoutCancel(ctx)).If(l.Held()).Then(data.PutOp("k", "v")).Commit()
+		if err != nil || res.Succeeded {
+			return fmt.Errorf("write fenced by the lost lock: succeeded %v, err %v; want refused", res.Succeeded, err)
+		}
 		return ctx.Err()
 	})
 	if !errors.Is(err, context.Canceled) {
