@@ -19,7 +19,8 @@ import (
 // Mirror is an in-memory copy of a KV's keys, kept current by a watch. It
 // serves reads from memory, without a round trip, at the cost of being a
 // little behind etcd; [Mirror.WaitForRevision] catches up with a write the
-// caller made. It is safe for concurrent use.
+// caller made. It is safe for concurrent use, and its reads take no lock:
+// each one sees the mirror as of one revision, never half of a transaction.
 //
 // A key whose value does not decode is left out of the mirror (and logged),
 // never stored as a zero value.

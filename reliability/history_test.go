@@ -61,6 +61,26 @@ func historyWriter(ctx context.Context, t *testing.T, raw *clientv3.Client, pref
 	return last
 }
 
+// settle returns the revision after which no earlier write can still
+// commit. A write that timed out during a fault may commit later, when a new
+// leader commits what its predecessor's log holds; once a write made now has
+// committed, every entry before it has too, or never will. The mirror
+// reaches that revision through a progress notification, which comes after
+// every earlier event and its callbacks.
+func settle(ctx context.Context, t *testing.T, raw *clientv3.Client) int64 {
+	t.Helper()
+	for {
+		resp, err := raw.Put(ctx, "settle", "")
+		if err == nil {
+			return resp.Header.Revision
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("write after the faults: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // revisionLog reads what the store recorded under prefix in (from, to].
 func revisionLog(t *testing.T, raw *clientv3.Client, prefix string, from, to int64) []logEvent {
 	t.Helper()
@@ -199,8 +219,9 @@ func TestMirrorHistory_UnderFaults(t *testing.T) {
 
 	wctx, wcancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer wcancel()
-	if err := mirror.WaitForRevision(wctx, last); err != nil {
-		t.Fatalf("WaitForRevision(%d): %v", last, err)
+	settled := settle(wctx, t, raw)
+	if err := mirror.WaitForRevision(wctx, max(last, settled)); err != nil {
+		t.Fatalf("WaitForRevision(%d): %v", max(last, settled), err)
 	}
 	resp, err := raw.Get(wctx, "mh/", clientv3.WithPrefix(), clientv3.WithRev(mirror.Revision()))
 	if err != nil {
