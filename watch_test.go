@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -285,10 +286,18 @@ func TestWatchSlowReader(t *testing.T) {
 	}
 	time.Sleep(1500 * time.Millisecond) // the reader is away: the watch pauses
 	c := collect(w)
+	c.expectHistory(t, kv.Client().Raw(), kv.Prefix(), start, last, "slow reader")
+}
+
+// expectHistory waits until the collector has seen revision last, then
+// checks that it got exactly the changes the store recorded under prefix in
+// (start, last]: once each, in order, nothing missing.
+func (c *collector) expectHistory(t *testing.T, raw *clientv3.Client, prefix string, start, last int64, who string) {
+	t.Helper()
 	got := c.waitRev(t, last)
-	want := history(t, kv.Client().Raw(), kv.Prefix(), start, last)
+	want := history(t, raw, prefix, start, last)
 	if !slices.Equal(got, want) {
-		t.Errorf("slow reader got %d changes, history has %d; first difference at %d", len(got), len(want), firstDiff(got, want))
+		t.Errorf("%s got %d changes, history has %d; first difference at %d", who, len(got), len(want), firstDiff(got, want))
 	}
 }
 
@@ -318,42 +327,51 @@ func TestWatchSurvivesRestarts(t *testing.T) {
 	c := collect(w)
 
 	const n = 5000
-	done := make(chan struct{})
-	var last int64
-	var werr error
-	var written sync.Map
-	go func() {
-		defer close(done)
-		last, werr = writeN(ctx, kv, n, func(i int) { written.Store("n", i) })
-	}()
+	wr := startWrites(ctx, kv, n)
 	for restart := 1; restart <= 3; restart++ {
-		waitWritten(t, &written, restart*n/4, done)
+		wr.waitCount(restart * n / 4)
 		srv.Restart(t)
 	}
-	<-done
-	if werr != nil {
-		t.Fatal(werr)
-	}
-	got := c.waitRev(t, last)
-	want := history(t, srv.RawClient(t), kv.Prefix(), start, last)
-	if !slices.Equal(got, want) {
-		t.Errorf("watcher got %d changes, history has %d; first difference at %d", len(got), len(want), firstDiff(got, want))
-	}
+	last := wr.wait(t)
+	c.expectHistory(t, srv.RawClient(t), kv.Prefix(), start, last, "watcher")
 }
 
-func waitWritten(t *testing.T, written *sync.Map, n int, done <-chan struct{}) {
-	t.Helper()
-	for {
-		v, _ := written.Load("n")
-		if i, _ := v.(int); i >= n {
-			return
-		}
+// writes is writeN running in the background while a test injects faults.
+type writes struct {
+	count atomic.Int64
+	done  chan struct{}
+	last  int64
+	err   error
+}
+
+func startWrites(ctx context.Context, kv *etcdkit.KV[string], n int) *writes {
+	w := &writes{done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		w.last, w.err = writeN(ctx, kv, n, func(i int) { w.count.Store(int64(i)) })
+	}()
+	return w
+}
+
+// waitCount returns once n changes are written, or the writes have ended.
+func (w *writes) waitCount(n int) {
+	for w.count.Load() < int64(n) {
 		select {
-		case <-done:
+		case <-w.done:
 			return
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// wait waits for the writes to end and returns the last one's revision.
+func (w *writes) wait(t *testing.T) int64 {
+	t.Helper()
+	<-w.done
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	return w.last
 }
 
 // TestWatchLeaderLoss stops the leader of a three-member cluster twice
@@ -374,31 +392,17 @@ func TestWatchLeaderLoss(t *testing.T) {
 	c := collect(w)
 
 	const n = 5000
-	done := make(chan struct{})
-	var last int64
-	var werr error
-	var written sync.Map
-	go func() {
-		defer close(done)
-		last, werr = writeN(ctx, kv, n, func(i int) { written.Store("n", i) })
-	}()
+	wr := startWrites(ctx, kv, n)
 	for round := 1; round <= 2; round++ {
-		waitWritten(t, &written, round*n/3, done)
+		wr.waitCount(round * n / 3)
 		leader := cl.WaitLeader(t)
 		cl.StopMember(leader)
 		cl.WaitLeader(t)
-		waitWritten(t, &written, round*n/3+n/10, done)
+		wr.waitCount(round*n/3 + n/10)
 		cl.RestartMember(leader)
 	}
-	<-done
-	if werr != nil {
-		t.Fatal(werr)
-	}
-	got := c.waitRev(t, last)
-	want := history(t, cl.RawClient(t), kv.Prefix(), start, last)
-	if !slices.Equal(got, want) {
-		t.Errorf("watcher got %d changes, history has %d; first difference at %d", len(got), len(want), firstDiff(got, want))
-	}
+	last := wr.wait(t)
+	c.expectHistory(t, cl.RawClient(t), kv.Prefix(), start, last, "watcher")
 }
 
 // logWatch is a slog handler that signals when a message containing want
@@ -456,9 +460,5 @@ func TestWatchNoLeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := c.waitRev(t, last)
-	want := history(t, cl.RawClient(t), kv.Prefix(), start, last)
-	if !slices.Equal(got, want) {
-		t.Errorf("watcher got %d changes, history has %d; first difference at %d", len(got), len(want), firstDiff(got, want))
-	}
+	c.expectHistory(t, cl.RawClient(t), kv.Prefix(), start, last, "watcher")
 }
