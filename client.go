@@ -64,6 +64,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		Username:    cfg.Username,
 		Password:    cfg.Password,
 		Logger:      zapToSlog(cfg.Logger),
+		DialOptions: cfg.dialOptions(),
 	})
 	if err != nil {
 		return nil, connectErr(cfg, err)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // Defaults applied by [New] to the zero fields of a [Config].
@@ -68,6 +70,14 @@ type Config struct {
 	// refused with [ErrTooLarge] before it is sent. Set it to the cluster's
 	// value if it was changed. Default: [DefaultMaxRequestBytes].
 	MaxRequestBytes int
+
+	// UnaryInterceptors and StreamInterceptors are added to clientv3's gRPC
+	// connection, inside clientv3's own interceptors (which retry and refresh
+	// auth tokens), in the order given: each sees every attempt of a call.
+	// They are chained, never installed with grpc.WithUnaryInterceptor, which
+	// would silently replace clientv3's retries. Default: none.
+	UnaryInterceptors  []grpc.UnaryClientInterceptor
+	StreamInterceptors []grpc.StreamClientInterceptor
 }
 
 // Environment variables read by [ConfigFromEnv].
@@ -224,4 +234,16 @@ func (cfg Config) LogValue() slog.Value {
 		attrs = append(attrs, slog.String("password", redacted))
 	}
 	return slog.GroupValue(attrs...)
+}
+
+// dialOptions chains the configured interceptors after clientv3's own.
+func (cfg Config) dialOptions() []grpc.DialOption {
+	var opts []grpc.DialOption
+	if len(cfg.UnaryInterceptors) > 0 {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(cfg.UnaryInterceptors...))
+	}
+	if len(cfg.StreamInterceptors) > 0 {
+		opts = append(opts, grpc.WithChainStreamInterceptor(cfg.StreamInterceptors...))
+	}
+	return opts
 }

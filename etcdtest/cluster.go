@@ -67,12 +67,13 @@ func (c *Cluster) Config() etcdkit.Config {
 	return etcdkit.Config{Endpoints: c.Endpoints(), TLS: c.members[0].ClientTLS()}
 }
 
-// Client returns an [etcdkit.Client] connected to all members; it is
+// Client returns an [etcdkit.Client] connected to all members, changed by
+// opts; it is
 // closed when the test ends. It keeps working while a quorum of members
 // runs, whichever they are.
-func (c *Cluster) Client(tb testing.TB) *etcdkit.Client {
+func (c *Cluster) Client(tb testing.TB, opts ...ClientOption) *etcdkit.Client {
 	tb.Helper()
-	return newClient(tb, c.Config())
+	return newClientWith(tb, c.Config(), opts)
 }
 
 // RawClient returns a plain clientv3 client of all members, closed when the

@@ -116,12 +116,12 @@ func (s *Server) ClientTLS() *tls.Config {
 }
 
 // Client returns an [etcdkit.Client] connected to the server with
-// [Server.Config]; it is closed when the test ends. Clients survive
+// [Server.Config], changed by opts; it is closed when the test ends. Clients survive
 // [Server.Restart]: they reconnect by themselves. Client fails tb if the
 // server does not answer, for instance because it is stopped.
-func (s *Server) Client(tb testing.TB) *etcdkit.Client {
+func (s *Server) Client(tb testing.TB, opts ...ClientOption) *etcdkit.Client {
 	tb.Helper()
-	return newClient(tb, s.Config())
+	return newClientWith(tb, s.Config(), opts)
 }
 
 // RawClient returns a plain clientv3 client of the server, with etcd's
