@@ -29,8 +29,14 @@ var (
 	ErrLocked = errors.New("etcdkit: locked by another holder")
 	// ErrNoLeader: an election has no leader.
 	ErrNoLeader = errors.New("etcdkit: no leader elected")
-	// ErrLeaseExpired: the lease is gone (expired, or unknown to the server).
+	// ErrLeaseExpired: the server no longer holds the lease (it expired, or
+	// is unknown to the server): the keys attached to it are gone.
 	ErrLeaseExpired = errors.New("etcdkit: lease expired")
+	// ErrLeaseLost: the lease could not be refreshed in time, so the server
+	// may expire it at any moment (or already has). Its keys may still exist;
+	// what a lock or leadership held by it protects must stop now, before
+	// anyone else can take over. It does not match [ErrLeaseExpired].
+	ErrLeaseLost = errors.New("etcdkit: lease lost")
 	// ErrLeaseRevoked: the lease was revoked by its owner.
 	ErrLeaseRevoked = errors.New("etcdkit: lease revoked")
 	// ErrInvalidTTL: a TTL under one second, or over the server's maximum.
