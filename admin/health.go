@@ -74,9 +74,9 @@ type Member struct {
 	DBSizeInUse int64 // bytes of it holding data; the rest is free until defragmented
 	Quota       int64 // the space quota (--quota-backend-bytes); 0 when the member does not say
 
-	Version   string   // the etcd version it runs
-	ClusterID uint64   // the cluster ID it answered with
-	Alarms    []string // alarms raised for it: "NOSPACE", "CORRUPT"
+	Version   string    // the etcd version it runs
+	ClusterID uint64    // the cluster ID it answered with
+	Alarms    []string  // alarms raised for it: "NOSPACE", "CORRUPT"
 	Problems  []Problem // what is wrong with it; empty when healthy
 
 	leaderSeen uint64 // the leader it names
