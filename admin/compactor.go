@@ -191,7 +191,8 @@ func (cp *Compactor) tryWin(ctx context.Context) (*Compaction, error) {
 }
 
 func (cp *Compactor) compact(ctx context.Context, cmp *Compaction) error {
-	_, err := cp.c.Raw().Compact(ctx, cmp.Revision)
+	// Physical: once reported, the space is free for Defragment.
+	_, err := cp.c.Raw().Compact(ctx, cmp.Revision, clientv3.WithCompactPhysical())
 	if errors.Is(err, rpctypes.ErrCompacted) {
 		// Someone else (etcd's own auto-compaction, an operator) went as far.
 		cp.done = cmp.Revision

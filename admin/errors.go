@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
@@ -24,7 +25,10 @@ type opError struct {
 	err error
 }
 
-func (e *opError) Error() string { return "etcdkit: admin: " + e.op + ": " + e.err.Error() }
+func (e *opError) Error() string {
+	msg := strings.TrimPrefix(strings.TrimPrefix(e.err.Error(), "etcdkit: "), "admin: ")
+	return "etcdkit: admin: " + e.op + ": " + msg
+}
 func (e *opError) Unwrap() error { return e.err }
 
 // wrap maps an error from clientv3 to the etcdkit sentinel it means, keeping
