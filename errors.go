@@ -58,6 +58,11 @@ var (
 	// ErrUnavailable: no endpoint answered, the cluster has no leader, or the
 	// server refused for lack of resources. Retrying later may succeed.
 	ErrUnavailable = errors.New("etcdkit: etcd unavailable")
+	// ErrNoSpace: the cluster's database is over its space quota
+	// (--quota-backend-bytes) and etcd raised the NOSPACE alarm: writes are
+	// refused until an operator compacts, defragments and disarms the alarm
+	// (package admin does all three). Reads and watches keep working.
+	ErrNoSpace = errors.New("etcdkit: database space quota exceeded")
 	// ErrInvalidArgument: a request etcd (or etcdkit, before sending) rejects as
 	// malformed: a nil codec, a bad option, a future revision.
 	ErrInvalidArgument = errors.New("etcdkit: invalid argument")
@@ -194,7 +199,7 @@ var allSentinels = []error{
 	ErrNotFound, ErrExists, ErrConflict, ErrCompacted, ErrLocked, ErrNoLeader,
 	ErrLeaseExpired, ErrLeaseRevoked, ErrInvalidTTL, ErrEmptyKey, ErrTooLarge,
 	ErrTooManyOps, ErrDuplicateKey, ErrClosed, ErrPermissionDenied, ErrAuthFailed,
-	ErrUnavailable, ErrInvalidArgument,
+	ErrUnavailable, ErrInvalidArgument, ErrNoSpace,
 }
 
 // sentinelFor finds the sentinel for an etcd error: first by etcd's own error
@@ -274,7 +279,7 @@ var rpcSentinels = map[rpctypes.EtcdError]error{
 	asEtcd(rpctypes.ErrInvalidSortOption): ErrInvalidArgument,
 	asEtcd(rpctypes.ErrCompacted):         ErrCompacted,
 	asEtcd(rpctypes.ErrFutureRev):         ErrInvalidArgument,
-	asEtcd(rpctypes.ErrNoSpace):           ErrUnavailable,
+	asEtcd(rpctypes.ErrNoSpace):           ErrNoSpace,
 
 	asEtcd(rpctypes.ErrLeaseNotFound):    ErrLeaseExpired,
 	asEtcd(rpctypes.ErrLeaseExist):       ErrExists,

@@ -31,7 +31,7 @@ func TestMapError_EveryServerError(t *testing.T) {
 		{rpctypes.ErrGRPCInvalidSortOption, ErrInvalidArgument},
 		{rpctypes.ErrGRPCCompacted, ErrCompacted},
 		{rpctypes.ErrGRPCFutureRev, ErrInvalidArgument},
-		{rpctypes.ErrGRPCNoSpace, ErrUnavailable},
+		{rpctypes.ErrGRPCNoSpace, ErrNoSpace},
 		{rpctypes.ErrGRPCLeaseNotFound, ErrLeaseExpired},
 		{rpctypes.ErrGRPCLeaseExist, ErrExists},
 		{rpctypes.ErrGRPCLeaseTTLTooLarge, ErrInvalidTTL},

@@ -1,0 +1,26 @@
+package admin
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// A lagging member cannot be made reliably in a live cluster (a restarted
+// member catches up in milliseconds), so the verdict is checked on statuses
+// as members report them.
+func TestJudge_Lagging(t *testing.T) {
+	r := &Report{ClusterID: 7, Members: []Member{
+		{ID: 1, Name: "m0", Endpoint: "e0", Reachable: true, ClusterID: 7, RaftIndex: 5000, AppliedIndex: 5000, leaderSeen: 1, Leader: true},
+		{ID: 2, Name: "m1", Endpoint: "e1", Reachable: true, ClusterID: 7, RaftIndex: 5000, AppliedIndex: 4990, leaderSeen: 1},
+		{ID: 3, Name: "m2", Endpoint: "e2", Reachable: true, ClusterID: 7, RaftIndex: 3000, AppliedIndex: 3000, leaderSeen: 1},
+	}}
+	r.judge()
+	assert.True(t, r.Quorum)
+	assert.False(t, r.Healthy)
+	assert.Equal(t, uint64(10), r.Members[1].Lag)
+	assert.False(t, r.Members[1].Has(Lagging), "10 entries behind is normal")
+	assert.Equal(t, uint64(2000), r.Members[2].Lag)
+	assert.True(t, r.Members[2].Has(Lagging))
+	assert.Equal(t, []string{"member m2: lagging: 2000 entries behind the leader"}, r.Reasons)
+}
