@@ -264,3 +264,53 @@ func TestLockSessionCause(t *testing.T) {
 		})
 	}
 }
+
+// TestWithLockUnlockFails checks that WithLock, whose caller has no lock to
+// unlock again, leaves no key behind when its unlock fails.
+func TestWithLockUnlockFails(t *testing.T) {
+	t.Parallel()
+	for _, busy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("busy=%v", busy), func(t *testing.T) {
+			t.Parallel()
+			f := etcdtest.NewFaults()
+			w, b := testServer.Client(t, etcdtest.WithFaults(f)), newClient(t)
+			name := lockName(t)
+			if busy {
+				other, err := w.Lock(t.Context(), name+"-other")
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = other.Unlock(context.Background()) })
+			}
+			err := w.WithLock(t.Context(), name, func(context.Context) error {
+				f.Inject(etcdtest.RPCTxn, etcdtest.FailBeforeSend, 1, 0)
+				return nil
+			})
+			require.ErrorIs(t, err, etcdkit.ErrUnavailable, "WithLock whose unlock failed")
+
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			l, err := b.Lock(ctx, name)
+			require.NoError(t, err, "another client locks after the failed unlock")
+			assert.NoError(t, l.Unlock(t.Context()))
+		})
+	}
+}
+
+// TestLockNamesArePrefixes checks what Client.Lock says of names: a lock
+// named "a" queues behind the keys of a lock named "a/b", not the reverse.
+func TestLockNamesArePrefixes(t *testing.T) {
+	t.Parallel()
+	a, b := newClient(t), newClient(t)
+	name := lockName(t)
+	inner, err := a.Lock(t.Context(), name+"/b")
+	require.NoError(t, err)
+	_, err = b.TryLock(t.Context(), name)
+	assert.ErrorIs(t, err, etcdkit.ErrLocked, "TryLock of the outer name while the inner one is held")
+	require.NoError(t, inner.Unlock(t.Context()))
+
+	outer, err := a.Lock(t.Context(), name)
+	require.NoError(t, err)
+	l, err := b.TryLock(t.Context(), name+"/b")
+	require.NoError(t, err, "TryLock of the inner name while the outer one is held")
+	assert.NoError(t, l.Unlock(t.Context()))
+	assert.NoError(t, outer.Unlock(t.Context()))
+}
