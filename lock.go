@@ -190,7 +190,7 @@ func (c *Client) enqueue(ctx context.Context, opts []LockOption, q queueSpec) (*
 			// land after any delete sent now: remove what it left at once,
 			// and again in the background until it can no longer land.
 			ours := clientv3.Compare(clientv3.LeaseValue(key), "=", s.id)
-			if err := c.deleteIf(ctx, key, ours); err != nil {
+			if err := c.deleteIf(context.WithoutCancel(ctx), key, ours); err != nil {
 				c.log.Warn("etcdkit: delete lock key after a failed request", "key", key, "error", err)
 			}
 			c.leaveBehind(pool, s, key, q.regName, ours, time.Now().Add(c.bounds.timeout))
@@ -208,12 +208,13 @@ func (c *Client) enqueue(ctx context.Context, opts []LockOption, q queueSpec) (*
 }
 
 // deleteIf deletes key if cond holds: the key is still the one a lock put.
-// It runs even when ctx was cancelled, bounded by the request timeout.
+// Clean-ups that must run even when the caller gave up pass
+// context.WithoutCancel(ctx); the request timeout bounds it.
 func (c *Client) deleteIf(ctx context.Context, key string, cond clientv3.Cmp) error {
 	if c.closed.Load() {
 		return nil // Close revokes the lease, and the key with it
 	}
-	dctx, cancel := c.bound(context.WithoutCancel(ctx))
+	dctx, cancel := c.bound(ctx)
 	defer cancel()
 	_, err := c.raw.KV.Txn(dctx).If(cond).Then(clientv3.OpDelete(key)).Commit()
 	return err
@@ -236,10 +237,11 @@ func (c *Client) leaveBehind(p *sessionPool, s *session, key, name string, cond 
 // minute and a half of trying.
 const maxSweeps = 100
 
-// sweep deletes key while cond holds, until a delete succeeds at or after
-// lateUntil (a put sent before then had its request timeout to land), with
-// backoff. It stops early when s ends (its lease, and the key with it, is
-// gone or going) or the client closes (which revokes it).
+// sweep deletes key while cond holds, with backoff, until a delete succeeds
+// at or after lateUntil: a request its caller gave up on lands, if ever,
+// within about the request timeout, and revoking the retired lease covers
+// one that is later still. It stops early when s ends (its lease, and the
+// key with it, is gone or going) or the client closes (which revokes it).
 func (c *Client) sweep(p *sessionPool, s *session, key, name string, cond clientv3.Cmp, lateUntil time.Time) {
 	backoff := 50 * time.Millisecond
 	for range maxSweeps {
@@ -381,7 +383,7 @@ func (c *Client) waitDelete(ctx context.Context, key string, rev int64) error {
 // session. It runs even when ctx was cancelled, bounded by the request
 // timeout. If the delete fails, the key is left to the background clean-up.
 func (l *Lock) abandon(ctx context.Context) {
-	if err := l.c.deleteIf(ctx, l.key, l.held()); err != nil {
+	if err := l.c.deleteIf(context.WithoutCancel(ctx), l.key, l.held()); err != nil {
 		l.c.log.Warn("etcdkit: delete abandoned lock key", "key", l.key, "error", err)
 		l.leave(&opError{op: l.op, key: l.name, err: ErrClosed})
 		return
