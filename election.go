@@ -22,11 +22,13 @@ type Leadership struct {
 
 // Campaign joins the election called name with value, and returns once this
 // client leads it. Candidates lead in the order they joined. It fails with
-// ctx's error if ctx ends first, with [ErrLeaseExpired] if the lease behind
-// the candidacy ends while waiting (it never reports a leadership it does
-// not have), with [ErrInvalidTTL] for a [LockTTL] under one second,
+// ctx's error if ctx ends first; with [ErrLeaseLost] if the lease behind the
+// candidacy could not be refreshed in time while waiting, or
+// [ErrLeaseExpired] if the server expired it (it never reports a leadership
+// it does not have); with [ErrInvalidTTL] for a [LockTTL] under one second,
 // [ErrEmptyKey] for an empty name and [ErrClosed] after [Client.Close]. A
-// candidate that gives up leaves no key behind.
+// candidate that gives up leaves no key behind, as a waiter for
+// [Client.Lock] does.
 func (c *Client) Campaign(ctx context.Context, name, value string, opts ...LockOption) (*Leadership, error) {
 	prefix := name + "/"
 	q := queueSpec{
@@ -85,13 +87,15 @@ func (ld *Leadership) Proclaim(ctx context.Context, value string) error {
 func (ld *Leadership) Resign(ctx context.Context) error { return ld.l.Unlock(ctx) }
 
 // Lost returns a channel that is closed when this client no longer leads:
-// its lease expired or was revoked, its key was deleted, the client was
-// closed, or it resigned. [Leadership.Err] says which.
+// its lease could not be refreshed in time, expired or was revoked, its key
+// was deleted, the client was closed, or it resigned. [Leadership.Err] says
+// which.
 func (ld *Leadership) Lost() <-chan struct{} { return ld.l.Lost() }
 
 // Err returns nil while leading, and after [Leadership.Lost] is closed why:
-// [ErrLeaseExpired] if the lease or the key is gone, [ErrClosed] after
-// Resign or [Client.Close].
+// [ErrLeaseLost] if the lease could not be refreshed in time,
+// [ErrLeaseExpired] if the server confirmed the lease gone or the key was
+// deleted, [ErrClosed] after Resign or [Client.Close].
 func (ld *Leadership) Err() error { return ld.l.Err() }
 
 // Fence returns the leadership's fencing token: the create revision of its

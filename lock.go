@@ -36,21 +36,35 @@ type Lock struct {
 	rev     int64 // a revision at which the key was known to be held
 
 	mu         sync.Mutex
-	released   bool
+	released   bool // unlocked or abandoned: the handle holds nothing
+	releasing  int  // Unlock calls under way: a deletion seen now may be theirs
+	keyGone    bool // the key was seen deleted while an Unlock was under way
+	detached   bool // the use of the session (and the name on it) was given back
 	endErr     error
 	lost       context.Context // made by the first Lost call
 	lostCancel context.CancelCauseFunc
 }
 
 // Lock takes the lock called name, waiting until it is free or ctx ends. It
-// fails with ctx's error if ctx ends first, with [ErrLeaseExpired] if the
-// client's lease behind the lock expired while waiting, with [ErrInvalidTTL]
-// for a [LockTTL] under one second, [ErrEmptyKey] for an empty name and
-// [ErrClosed] after [Client.Close]. A waiter that gives up leaves no key
-// behind.
+// fails with ctx's error if ctx ends first; with [ErrLeaseLost] if the
+// client's lease behind the lock could not be refreshed in time while
+// waiting, or [ErrLeaseExpired] if the server expired it; with
+// [ErrInvalidTTL] for a [LockTTL] under one second, [ErrEmptyKey] for an
+// empty name and [ErrClosed] after [Client.Close].
+//
+// A waiter that gives up leaves no key behind. When the request that would
+// remove its key fails, or the one that made it has an unknown outcome, the
+// key is removed in the background: the lease it is on is no longer used
+// for new locks, and is revoked once the client's other locks on it are
+// released.
 //
 // Two Lock calls on the same name from one client exclude each other like
 // calls from different clients.
+//
+// Names are key prefixes: a lock named "a" queues behind every key under
+// "a/", so holders and waiters of a lock named "a/b" hold up a lock named
+// "a" (not the other way round). Use names of which none is another's
+// prefix followed by "/".
 func (c *Client) Lock(ctx context.Context, name string, opts ...LockOption) (*Lock, error) {
 	return c.lock(ctx, "lock", name, opts, false)
 }
@@ -63,29 +77,35 @@ func (c *Client) TryLock(ctx context.Context, name string, opts ...LockOption) (
 }
 
 // WithLock runs fn while holding the lock called name, and releases the lock
-// when fn returns. fn's ctx is cancelled the moment the lock is lost (see
-// [Lock.Lost]), and then WithLock returns the loss ([Lock.Err]) if fn
-// returned nil; [HeldLock] gets the lock from it, to fence writes. Its
-// errors are those of [Client.Lock], fn's error, or the unlock's.
-func (c *Client) WithLock(ctx context.Context, name string, fn func(ctx context.Context) error, opts ...LockOption) error {
+// when fn returns or panics (the panic then goes on). fn's ctx is cancelled
+// the moment the lock is lost (see [Lock.Lost]), and then WithLock returns
+// the loss ([Lock.Err]) if fn returned nil; [HeldLock] gets the lock from
+// it, to fence writes. Its errors are those of [Client.Lock], fn's error,
+// or the unlock's; a key that the unlock failed to delete is deleted in the
+// background, as a waiter's is (see [Client.Lock]).
+func (c *Client) WithLock(ctx context.Context, name string, fn func(ctx context.Context) error, opts ...LockOption) (err error) {
 	l, err := c.Lock(ctx, name, opts...)
 	if err != nil {
 		return err
 	}
 	fctx, cancel := context.WithCancelCause(context.WithValue(ctx, heldLockKey{}, l))
 	stop := context.AfterFunc(l.lostCtx(), func() { cancel(l.Err()) })
-	ferr := fn(fctx)
-	stop()
-	cancel(nil)
-	lostErr := l.Err()
-	uerr := l.Unlock(context.WithoutCancel(ctx))
-	switch {
-	case ferr != nil:
-		return ferr
-	case lostErr != nil:
-		return lostErr
-	}
-	return uerr
+	// Deferred, so that a panicking fn (net/http recovers handler panics,
+	// and the process goes on) does not keep the lock.
+	defer func() {
+		stop()
+		cancel(nil)
+		lostErr := l.Err()
+		uerr := l.unlockOrLeave(context.WithoutCancel(ctx))
+		switch {
+		case err != nil:
+		case lostErr != nil:
+			err = lostErr
+		default:
+			err = uerr
+		}
+	}()
+	return fn(fctx)
 }
 
 // HeldLock returns the lock [Client.WithLock] holds while it runs the fn
@@ -165,10 +185,15 @@ func (c *Client) enqueue(ctx context.Context, opts []LockOption, q queueSpec) (*
 				pool.discard(s)
 				continue
 			}
-			// The put may have been applied though its answer was lost
-			// (a cancelled ctx, a timeout): remove what it may have left.
-			c.deleteIfOurs(ctx, s, key)
-			pool.release(s, q.regName)
+			// The put may have been applied though its answer was lost (a
+			// cancelled ctx, a timeout), or may still be on its way and
+			// land after any delete sent now: remove what it left at once,
+			// and again in the background until it can no longer land.
+			ours := clientv3.Compare(clientv3.LeaseValue(key), "=", s.id)
+			if err := c.deleteIf(context.WithoutCancel(ctx), key, ours); err != nil {
+				c.log.Warn("etcdkit: delete lock key after a failed request", "key", key, "error", err)
+			}
+			c.leaveBehind(pool, s, key, q.regName, ours, time.Now().Add(c.bounds.timeout))
 			return nil, nil, opErr(q.op, q.name, err)
 		}
 		l := &Lock{c: c, pool: pool, s: s, regName: q.regName, op: q.op, name: q.name, key: key,
@@ -182,20 +207,61 @@ func (c *Client) enqueue(ctx context.Context, opts []LockOption, q queueSpec) (*
 	}
 }
 
-// deleteIfOurs deletes key if it is attached to s's lease: only this
-// session's callers can have put it. It runs even when ctx was cancelled,
-// bounded by the request timeout.
-func (c *Client) deleteIfOurs(ctx context.Context, s *session, key string) {
+// deleteIf deletes key if cond holds: the key is still the one a lock put.
+// Clean-ups that must run even when the caller gave up pass
+// context.WithoutCancel(ctx); the request timeout bounds it.
+func (c *Client) deleteIf(ctx context.Context, key string, cond clientv3.Cmp) error {
 	if c.closed.Load() {
-		return // Close revokes the lease, and the key with it
+		return nil // Close revokes the lease, and the key with it
 	}
-	dctx, cancel := c.bound(context.WithoutCancel(ctx))
+	dctx, cancel := c.bound(ctx)
 	defer cancel()
-	_, err := c.raw.KV.Txn(dctx).If(clientv3.Compare(clientv3.LeaseValue(key), "=", s.id)).
-		Then(clientv3.OpDelete(key)).Commit()
-	if err != nil {
-		c.log.Warn("etcdkit: delete lock key after a failed request", "key", key, "error", err)
+	_, err := c.raw.KV.Txn(dctx).If(cond).Then(clientv3.OpDelete(key)).Commit()
+	return err
+}
+
+// leaveBehind gives up on a key of s that may still be on the server (its
+// delete failed) or may yet land there (its put had an unknown outcome):
+// s is retired, so that its lease is revoked once its other users are done,
+// and a background sweep deletes the key while cond holds. name stays
+// registered on s until the key is known to be gone. One use of s ends.
+func (c *Client) leaveBehind(p *sessionPool, s *session, key, name string, cond clientv3.Cmp, lateUntil time.Time) {
+	p.retire(s)
+	p.release(s, "")
+	if !c.closed.Load() {
+		c.goBackground(func() { c.sweep(p, s, key, name, cond, lateUntil) })
 	}
+}
+
+// maxSweeps bounds the deletes a sweep sends: with its backoff, over a
+// minute and a half of trying.
+const maxSweeps = 100
+
+// sweep deletes key while cond holds, with backoff, until a delete succeeds
+// at or after lateUntil: a request its caller gave up on lands, if ever,
+// within about the request timeout, and revoking the retired lease covers
+// one that is later still. It stops early when s ends (its lease, and the
+// key with it, is gone or going) or the client closes (which revokes it).
+func (c *Client) sweep(p *sessionPool, s *session, key, name string, cond clientv3.Cmp, lateUntil time.Time) {
+	backoff := 50 * time.Millisecond
+	for range maxSweeps {
+		err := c.deleteIf(c.ctx, key, cond)
+		if err == nil && !time.Now().Before(lateUntil) {
+			p.forget(s, name)
+			return
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-c.ctx.Done():
+		case <-s.ctx.Done():
+		case <-t.C:
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		t.Stop()
+		return
+	}
+	c.log.Warn("etcdkit: gave up deleting a lock key; its lease ends it when the client's other locks are released", "key", key)
 }
 
 // joinTxn puts key unless it exists (then reads it), and runs the checks.
@@ -244,7 +310,7 @@ func (l *Lock) waitErr(ctx, wctx context.Context, err error) error {
 		// errors.Is(err, context.Canceled) holds.
 		return opErr(l.op, l.name, ctx.Err())
 	case wctx.Err() != nil:
-		return l.lostErr(ErrLeaseExpired, "the lease ended while waiting")
+		return l.sessionErr(l.op, l.name)
 	}
 	return opErr(l.op, l.name, err)
 }
@@ -315,19 +381,67 @@ func (c *Client) waitDelete(ctx context.Context, key string, rev int64) error {
 
 // abandon deletes the key of a lock that was not taken, and releases its
 // session. It runs even when ctx was cancelled, bounded by the request
-// timeout.
+// timeout. If the delete fails, the key is left to the background clean-up.
 func (l *Lock) abandon(ctx context.Context) {
-	dctx, cancel := l.c.bound(context.WithoutCancel(ctx))
-	_, err := l.c.raw.KV.Txn(dctx).If(l.held()).Then(clientv3.OpDelete(l.key)).Commit()
-	cancel()
-	if err != nil {
+	if err := l.c.deleteIf(context.WithoutCancel(ctx), l.key, l.held()); err != nil {
 		l.c.log.Warn("etcdkit: delete abandoned lock key", "key", l.key, "error", err)
+		l.leave(&opError{op: l.op, key: l.name, err: ErrClosed})
+		return
 	}
 	l.mu.Lock()
-	l.released = true
-	l.endErr = &opError{op: l.op, key: l.name, err: ErrClosed}
+	l.finish(&opError{op: l.op, key: l.name, err: ErrClosed})
 	l.mu.Unlock()
-	l.pool.release(l.s, l.regName)
+	l.detach()
+}
+
+// unlockOrLeave unlocks l for a caller that keeps no handle to try again
+// with: if the unlock fails, the key is left to the background clean-up.
+func (l *Lock) unlockOrLeave(ctx context.Context) error {
+	err := l.Unlock(ctx)
+	if err != nil {
+		l.leave(&opError{op: "hold lock", key: l.key, err: fmt.Errorf("%w: unlock failed", ErrClosed)})
+	}
+	return err
+}
+
+// leave ends l without knowing whether its key is gone: unless it is known
+// to be, the session is retired and the key swept (see Client.leaveBehind).
+func (l *Lock) leave(endErr error) {
+	l.mu.Lock()
+	if !l.released {
+		l.finish(endErr)
+	}
+	detached, gone := l.detached, l.keyGone
+	l.detached = true
+	l.mu.Unlock()
+	switch {
+	case detached: // the key was seen deleted, and the session given back
+	case gone:
+		l.pool.release(l.s, l.regName)
+	default:
+		l.c.leaveBehind(l.pool, l.s, l.key, l.regName, l.held(), time.Time{})
+	}
+}
+
+// finish marks l released with err as the reason. l.mu is held.
+func (l *Lock) finish(err error) {
+	l.released = true
+	l.endErr = err
+	if l.lostCancel != nil {
+		l.lostCancel(err)
+	}
+}
+
+// detach gives back l's use of its session, and its name on it, once: the
+// key is known to be gone.
+func (l *Lock) detach() {
+	l.mu.Lock()
+	done := l.detached
+	l.detached = true
+	l.mu.Unlock()
+	if !done {
+		l.pool.release(l.s, l.regName)
+	}
 }
 
 // Fence returns the lock's fencing token: the create revision of its key. It
@@ -360,38 +474,44 @@ func (l *Lock) held() clientv3.Cmp {
 // the lease.
 func (l *Lock) Unlock(ctx context.Context) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.released {
+		l.mu.Unlock()
 		return nil
 	}
-	// After Close, the lease and with it the key are gone already.
-	if !l.c.closed.Load() {
-		uctx, cancel := l.c.bound(ctx)
-		_, err := l.c.raw.KV.Txn(uctx).If(l.held()).Then(clientv3.OpDelete(l.key)).Commit()
-		cancel()
-		if err != nil && !l.c.closed.Load() {
-			return opErr("unlock", l.key, err)
-		}
+	// l.mu is not held across the request, so that Err and Lost answer
+	// meanwhile; releasing tells monitor that a deletion it sees may be
+	// this one, not a loss.
+	l.releasing++
+	l.mu.Unlock()
+	err := l.c.deleteIf(ctx, l.key, l.held())
+	l.mu.Lock()
+	l.releasing--
+	// After Close, the lease and with it the key are gone already; a key
+	// seen deleted is gone whatever the request's answer was.
+	if err != nil && !l.keyGone && !l.c.closed.Load() {
+		l.mu.Unlock()
+		return opErr("unlock", l.key, err)
 	}
-	l.released = true
-	l.endErr = &opError{op: "hold lock", key: l.key, err: fmt.Errorf("%w: unlocked", ErrClosed)}
-	if l.lostCancel != nil {
-		l.lostCancel(l.endErr)
+	if !l.released {
+		l.finish(&opError{op: "hold lock", key: l.key, err: fmt.Errorf("%w: unlocked", ErrClosed)})
 	}
-	l.pool.release(l.s, l.regName)
+	l.mu.Unlock()
+	l.detach()
 	return nil
 }
 
 // Lost returns a channel that is closed when the lock is no longer held: its
-// lease expired or was revoked, its key was deleted by someone else, the
-// client was closed, or [Lock.Unlock] released it. [Lock.Err] says which.
-// A revoked lease or deleted key is noticed at once (a watch on the key),
-// an unreachable cluster within the lease TTL.
+// lease could not be refreshed in time, expired or was revoked, its key was
+// deleted by someone else, the client was closed, or [Lock.Unlock] released
+// it. [Lock.Err] says which. A revoked lease or deleted key is noticed at
+// once (a watch on the key), an unreachable cluster within the lease TTL.
 func (l *Lock) Lost() <-chan struct{} { return l.lostCtx().Done() }
 
 // Err returns nil while the lock is held, and after [Lock.Lost] is closed
-// why: [ErrLeaseExpired] if the lease or the key is gone, [ErrClosed] after
-// Unlock or [Client.Close].
+// why: [ErrLeaseLost] if the lease could not be refreshed in time (the
+// server may still hold it for a while), [ErrLeaseExpired] if the server
+// confirmed the lease gone or the key was deleted, [ErrClosed] after Unlock
+// or [Client.Close].
 func (l *Lock) Err() error { return context.Cause(l.lostCtx()) }
 
 // lostCtx returns a context that ends when the lock is lost, starting the
@@ -421,23 +541,13 @@ func (l *Lock) monitor() {
 		l.lostCancel(&opError{op: "hold lock", key: l.key, err: ErrClosed})
 	})
 	defer stopC()
-	stopS := context.AfterFunc(l.s.ctx, func() {
-		if errors.Is(l.s.err(), ErrClosed) {
-			l.lostCancel(&opError{op: "hold lock", key: l.key, err: ErrClosed})
-			return
-		}
-		l.lostCancel(l.lostErr(ErrLeaseExpired, "the lease ended"))
-	})
+	stopS := context.AfterFunc(l.s.ctx, func() { l.lostCancel(l.sessionErr("hold lock", l.key)) })
 	defer stopS()
 	rev := l.rev
 	for backoff := 50 * time.Millisecond; l.lost.Err() == nil; backoff = min(2*backoff, time.Second) {
 		gone, next, err := l.c.watchKeyGone(l.lost, l.key, l.fence, rev)
 		if gone {
-			// Unlock holds l.mu while it deletes the key: waiting for it
-			// lets its own delete be reported as an unlock, not a loss.
-			l.mu.Lock()
-			l.lostCancel(l.lostErr(ErrLeaseExpired, "the key was deleted"))
-			l.mu.Unlock()
+			l.keyDeleted()
 			return
 		}
 		if err == nil {
@@ -449,6 +559,21 @@ func (l *Lock) monitor() {
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// keyDeleted reports the loss of a key that was seen deleted, unless an
+// Unlock under way may have deleted it, and gives back the session's name:
+// the key is gone, so the next lock of the name may use the session again.
+func (l *Lock) keyDeleted() {
+	l.mu.Lock()
+	if l.releasing > 0 || l.released {
+		l.keyGone = true // Unlock reports it, as an unlock
+		l.mu.Unlock()
+		return
+	}
+	l.lostCancel(l.lostErr(ErrLeaseExpired, "the key was deleted"))
+	l.mu.Unlock()
+	l.detach()
 }
 
 // watchKeyGone watches key from after rev until it is deleted (gone) or the
@@ -479,6 +604,21 @@ func (c *Client) watchKeyGone(ctx context.Context, key string, fence, rev int64)
 		return true, 0, nil
 	}
 	return false, resp.Header.Revision, nil
+}
+
+// sessionErr is the error of a lock (or a wait for one) whose session
+// ended: the session's own cause, which says whether the lease could not be
+// refreshed in time (ErrLeaseLost), is gone (ErrLeaseExpired), or the client
+// closed (ErrClosed).
+func (l *Lock) sessionErr(op, key string) error {
+	cause := l.s.err()
+	switch {
+	case errors.Is(cause, ErrClosed):
+		return &opError{op: op, key: key, err: ErrClosed}
+	case errors.Is(cause, ErrLeaseLost), errors.Is(cause, ErrLeaseExpired):
+		return &opError{op: op, key: key, err: cause}
+	}
+	return &opError{op: op, key: key, err: fmt.Errorf("%w: the lease ended: %v", ErrLeaseExpired, cause)}
 }
 
 // lostErr is the error of a lock that is no longer held.

@@ -33,8 +33,9 @@ type session struct {
 	closing       atomic.Bool // closed on purpose: the end is not a loss
 
 	// Guarded by the pool's mutex.
-	names map[string]struct{} // names with a key on this lease
-	users int                 // live handles using the lease
+	names   map[string]struct{} // names with a key on this lease
+	users   int                 // live handles using the lease
+	retired bool                // handed out no more; revoked when its last user leaves
 }
 
 // dead reports whether the lease is no longer kept alive.
@@ -114,7 +115,7 @@ func (p *sessionPool) pick(ttl int64, name string) *session {
 			continue
 		}
 		live = append(live, s)
-		if found == nil {
+		if found == nil && !s.retired {
 			if _, taken := s.names[name]; name == "" || !taken {
 				found = s
 			}
@@ -136,7 +137,8 @@ func (p *sessionPool) use(s *session, name string) {
 }
 
 // release ends one use of s (and of name on it). Extra idle sessions beyond
-// maxIdleSessions are revoked in the background.
+// maxIdleSessions, and retired sessions nobody uses, are revoked in the
+// background.
 func (p *sessionPool) release(s *session, name string) {
 	p.mu.Lock()
 	s.users--
@@ -145,17 +147,48 @@ func (p *sessionPool) release(s *session, name string) {
 	}
 	victim := p.surplus(s)
 	p.mu.Unlock()
-	if victim != nil {
-		p.c.goBackground(func() {
-			ctx, cancel := context.WithTimeout(p.c.ctx, closeGrace)
-			defer cancel()
-			victim.close(ctx, p.c)
-		})
-	}
+	p.revokeLater(victim)
 }
 
-// surplus removes and returns s if it is an idle extra session beyond the
-// allowance. p.mu is held.
+// retire stops handing s out for new locks, because a key may have been
+// left on its lease that nobody holds: a put whose answer was lost, or a
+// key whose delete failed. Revoking the lease is the one clean-up that is
+// sure to work whatever landed, and whenever (a put on a revoked lease
+// fails), but it would end the other locks on s; so s serves its current
+// users only, and is revoked when the last of them releases it. Until then
+// a background sweep deletes the key (see Client.leaveBehind).
+func (p *sessionPool) retire(s *session) {
+	p.mu.Lock()
+	s.retired = true
+	victim := p.surplus(s)
+	p.mu.Unlock()
+	p.revokeLater(victim)
+}
+
+// forget releases name on s once its key is known to be gone.
+func (p *sessionPool) forget(s *session, name string) {
+	if name == "" {
+		return
+	}
+	p.mu.Lock()
+	delete(s.names, name)
+	p.mu.Unlock()
+}
+
+// revokeLater closes s, if not nil, in the background.
+func (p *sessionPool) revokeLater(s *session) {
+	if s == nil {
+		return
+	}
+	p.c.goBackground(func() {
+		ctx, cancel := context.WithTimeout(p.c.ctx, closeGrace)
+		defer cancel()
+		s.close(ctx, p.c)
+	})
+}
+
+// surplus removes and returns s if nobody uses it and it is retired, or an
+// idle extra session beyond the allowance. p.mu is held.
 func (p *sessionPool) surplus(s *session) *session {
 	if s.users > 0 || p.closed {
 		return nil
@@ -171,7 +204,11 @@ func (p *sessionPool) surplus(s *session) *session {
 			idle++
 		}
 	}
-	if at <= 0 || idle <= maxIdleSessions {
+	switch {
+	case at < 0:
+		return nil // dropped already, being dead
+	case s.retired:
+	case at == 0 || idle <= maxIdleSessions:
 		return nil
 	}
 	p.byTTL[s.ttl] = append(list[:at:at], list[at+1:]...)
