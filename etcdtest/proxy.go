@@ -2,7 +2,6 @@ package etcdtest
 
 import (
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -24,6 +23,11 @@ import (
 //
 // While the member is stopped, the proxy does not listen: clients are
 // refused, as by a server that is down.
+//
+// Each direction has a gate, closed by a blackhole (see [Proxy]): bytes
+// stop flowing that way but the connections stay open, as when a network
+// drops packets, and what was held flows again when the gate reopens, as
+// TCP retransmits after a partition heals.
 type proxy struct {
 	addr   string // public, e.g. 127.0.0.1:41234
 	target string // where etcd listens
@@ -34,12 +38,35 @@ type proxy struct {
 	up    chan struct{} // closed while the target accepts connections
 	isUp  bool
 	conns map[net.Conn]struct{}
+	gen   chan struct{} // closed and replaced each time the connections are dropped
+
+	gates [2]gate // by direction: toTarget, toClient
 
 	wg sync.WaitGroup // accept loop and forwarding goroutines
 }
 
+// The two directions of a proxied connection.
+const (
+	toTarget = iota // from the client to the server
+	toClient        // from the server to the client
+)
+
 func newProxy(addr, target string) *proxy {
-	return &proxy{addr: addr, target: target, up: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	p := &proxy{addr: addr, target: target, up: make(chan struct{}), conns: map[net.Conn]struct{}{}, gen: make(chan struct{})}
+	p.gates[toTarget].init()
+	p.gates[toClient].init()
+	return p
+}
+
+// listenAddr returns the address the proxy listens on, which differs from
+// addr when addr has port 0.
+func (p *proxy) listenAddr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		return p.addr
+	}
+	return p.ln.Addr().String()
 }
 
 // open starts listening, if not already. Connections wait for resume.
@@ -86,6 +113,8 @@ func (p *proxy) pauseLocked() {
 		c.Close()
 		delete(p.conns, c)
 	}
+	close(p.gen) // frees forwarders held at a closed gate
+	p.gen = make(chan struct{})
 }
 
 // close stops listening, drops every connection and returns once every
@@ -125,16 +154,16 @@ func (p *proxy) acceptLoop(ln net.Listener, shut chan struct{}) {
 			return
 		}
 		p.conns[c] = struct{}{}
-		up := p.up
+		up, gen := p.up, p.gen
 		p.wg.Add(1)
 		p.mu.Unlock()
-		go p.forward(c, up, shut)
+		go p.forward(c, up, shut, gen)
 	}
 }
 
 // forward waits until the target is up, then copies both ways until either
 // side closes.
-func (p *proxy) forward(c net.Conn, up, shut chan struct{}) {
+func (p *proxy) forward(c net.Conn, up, shut, gen chan struct{}) {
 	defer p.wg.Done()
 	defer p.drop(c)
 	timer := time.NewTimer(readyTimeout)
@@ -161,13 +190,17 @@ func (p *proxy) forward(c net.Conn, up, shut chan struct{}) {
 		return
 	}
 	done := make(chan struct{})
+	ended := make(chan struct{}) // either way ended: the other stops waiting at its gate
+	end := sync.OnceFunc(func() { close(ended) })
 	go func() {
 		defer close(done)
-		_, _ = io.Copy(b, c)
+		p.gates[toTarget].copy(b, c, shut, gen, ended)
+		end()
 		b.Close()
 		c.Close()
 	}()
-	_, _ = io.Copy(c, b)
+	p.gates[toClient].copy(c, b, shut, gen, ended)
+	end()
 	c.Close()
 	b.Close()
 	<-done
@@ -178,4 +211,66 @@ func (p *proxy) drop(c net.Conn) {
 	p.mu.Lock()
 	delete(p.conns, c)
 	p.mu.Unlock()
+}
+
+// gate lets bytes through one direction of every connection of a proxy, or
+// holds them while closed.
+type gate struct {
+	mu     sync.Mutex
+	closed bool
+	open   chan struct{} // closed while the gate is open
+}
+
+func (g *gate) init() {
+	g.open = make(chan struct{})
+	close(g.open)
+}
+
+// set closes (blocked) or opens the gate.
+func (g *gate) set(blocked bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case blocked && !g.closed:
+		g.open = make(chan struct{})
+	case !blocked && g.closed:
+		close(g.open)
+	}
+	g.closed = blocked
+}
+
+// wait returns true once the gate is open, false if any of the stop
+// channels closes first.
+func (g *gate) wait(stops ...chan struct{}) bool {
+	g.mu.Lock()
+	open := g.open
+	g.mu.Unlock()
+	select {
+	case <-open:
+		return true
+	case <-stops[0]:
+	case <-stops[1]:
+	case <-stops[2]:
+	}
+	return false
+}
+
+// copy moves bytes from src to dst until either fails, holding each chunk
+// read while the gate is closed.
+func (g *gate) copy(dst, src net.Conn, shut, gen, ended chan struct{}) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if !g.wait(shut, gen, ended) {
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
