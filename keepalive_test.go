@@ -224,3 +224,40 @@ func waitDelete(ch clientv3.WatchChan) bool {
 	}
 	return false
 }
+
+// TestLeaseRevokeAfterLoss: a lost lease may still hold keys on the
+// server; Revoke deletes them, and Err stays what Done closed with.
+func TestLeaseRevokeAfterLoss(t *testing.T) {
+	t.Parallel()
+	cli := testServer.Client(t)
+	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
+	l, err := cli.Grant(t.Context(), 2*time.Second)
+	require.NoError(t, err)
+	_, err = kv.Put(t.Context(), "k", "v", etcdkit.WithLease(l))
+	require.NoError(t, err)
+	waitClosed(t, l.Done(), 3*l.TTL(), "Done of a lease not kept alive")
+	require.ErrorIs(t, l.Err(), etcdkit.ErrLeaseLost)
+
+	require.NoError(t, l.Revoke(t.Context()))
+	_, err = kv.Get(t.Context(), "k")
+	assert.ErrorIs(t, err, etcdkit.ErrNotFound, "key of a lost lease after Revoke")
+	assert.ErrorIs(t, l.Err(), etcdkit.ErrLeaseLost, "Err after Revoke of a lost lease")
+}
+
+// TestLeaseRevokeUnreachable: Revoke stops the refreshes even when it
+// cannot reach the server, so the lease ends lost at its deadline.
+func TestLeaseRevokeUnreachable(t *testing.T) {
+	t.Parallel()
+	px := testServer.Proxy(t)
+	cli := px.Client(t)
+	l, err := cli.Grant(t.Context(), 2*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, l.KeepAlive())
+	px.Blackhole(etcdtest.BothWays)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	require.Error(t, l.Revoke(ctx), "Revoke with the server cut off")
+	px.Heal() // refreshes would get through now, if any were still sent
+	waitClosed(t, l.Done(), 3*l.TTL(), "Done after a failed Revoke")
+	assert.ErrorIs(t, l.Err(), etcdkit.ErrLeaseLost)
+}

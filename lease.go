@@ -93,11 +93,11 @@ func (l *Lease) Done() <-chan struct{} { return l.done }
 // Err returns nil until [Lease.Done] is closed, and from then on always the
 // same error, which matches exactly one of these:
 //   - [ErrLeaseLost]: no refresh was confirmed before the deadline (see
-//     [Lease]); a lease nobody keeps alive always ends so. The server may
-//     still hold the lease and its keys, and expires them unless a refresh
-//     still on its way renews them one last time. Nothing refreshes the
-//     lease or asks the server about it afterwards, so Err never turns
-//     into ErrLeaseExpired; [Lease.Revoke] still deletes the keys at once.
+//     [Lease]); this is how a lease nobody keeps alive ends by itself. The
+//     server may still hold the lease and its keys, until a TTL after the
+//     last refresh that reached it. Nothing refreshes the lease or asks the
+//     server about it afterwards, so Err never turns into ErrLeaseExpired;
+//     [Lease.Revoke] still deletes the keys at once.
 //   - [ErrLeaseExpired]: the server answered a refresh saying it no longer
 //     holds the lease: its keys are deleted, and reading one finds
 //     [ErrNotFound].
