@@ -197,7 +197,7 @@ func isOwn(err error) bool {
 
 var allSentinels = []error{
 	ErrNotFound, ErrExists, ErrConflict, ErrCompacted, ErrLocked, ErrNoLeader,
-	ErrLeaseExpired, ErrLeaseRevoked, ErrInvalidTTL, ErrEmptyKey, ErrTooLarge,
+	ErrLeaseExpired, ErrLeaseLost, ErrLeaseRevoked, ErrInvalidTTL, ErrEmptyKey, ErrTooLarge,
 	ErrTooManyOps, ErrDuplicateKey, ErrClosed, ErrPermissionDenied, ErrAuthFailed,
 	ErrUnavailable, ErrInvalidArgument, ErrNoSpace,
 }

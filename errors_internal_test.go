@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
@@ -183,5 +185,17 @@ func TestErrorTypes(t *testing.T) {
 	de := &DecodeError{Key: "k", Err: cause}
 	if !errors.Is(de, cause) || !strings.Contains(de.Error(), `"k"`) {
 		t.Errorf("DecodeError %q: want it to wrap the codec error and name the key", de)
+	}
+}
+
+// TestSentinelsMatchOnlyThemselves: every sentinel is known to mapError
+// and matches no other, so that, say, a lost lease is never taken for an
+// expired one.
+func TestSentinelsMatchOnlyThemselves(t *testing.T) {
+	require.Contains(t, allSentinels, ErrLeaseLost)
+	for i, a := range allSentinels {
+		for j, b := range allSentinels {
+			assert.Equal(t, i == j, errors.Is(a, b), "errors.Is(%v, %v)", a, b)
+		}
 	}
 }

@@ -14,20 +14,23 @@ import (
 // when it ends. Make one with [Client.Grant] and keep it alive with
 // [Lease.KeepAlive]. It is safe for concurrent use.
 //
-// The lease is considered gone, and [Lease.Done] is closed, as soon as it
-// can no longer be relied on: when the server says it expired, when it is
-// revoked, when its keep-alive has not succeeded for as long as its TTL
-// (etcd may have expired it by then, so a lock or registration held by it
-// must be given up), or when the client closes. [Lease.Err] says which.
+// Two ends are told apart. The lease is lost when no refresh was confirmed
+// in time: its deadline is the TTL counted from when the last confirmed
+// refresh (or the grant) was sent, less a small margin, and since the
+// server renews a lease only when a refresh reaches it, the deadline passes
+// before the server can expire the lease. Whatever the lease protects (a
+// lock, leadership, a registration) must stop then; its keys may still
+// exist for a while. The lease is expired when the server answered that it
+// no longer holds it: its keys are gone. [Lease.Done] closes at the first
+// of these, or when the lease is revoked or the client closes, and
+// [Lease.Err] says which.
 type Lease struct {
 	c   *Client
 	id  clientv3.LeaseID
 	ttl time.Duration
+	ka  *keeper // the deadline, and the refreshes once KeepAlive is called
 
 	mu         sync.Mutex
-	deadline   time.Time   // when the lease expires unless refreshed
-	expiry     *time.Timer // fires at deadline
-	kaCancel   context.CancelFunc
 	closing    bool // Client.Close is ending the lease
 	done       chan struct{}
 	err        error
@@ -38,8 +41,9 @@ type Lease struct {
 // is rounded up to whole seconds, as etcd counts in seconds, and must be at
 // least one second, else Grant fails with [ErrInvalidTTL]; the server may
 // grant a longer TTL than asked (its minimum is about 2s by default), which
-// [Lease.TTL] reports. The lease is not kept alive until [Lease.KeepAlive]
-// is called.
+// [Lease.TTL] reports. The lease is not refreshed until [Lease.KeepAlive]
+// is called: until then, it is lost (see [Lease.Err]) a little before its
+// TTL has passed since Grant was called.
 func (c *Client) Grant(ctx context.Context, ttl time.Duration) (*Lease, error) {
 	if ttl < time.Second {
 		return nil, &opError{op: "grant lease", err: fmt.Errorf("%w: %v is under one second", ErrInvalidTTL, ttl)}
@@ -48,7 +52,7 @@ func (c *Client) Grant(ctx context.Context, ttl time.Duration) (*Lease, error) {
 		return nil, err
 	}
 	secs := int64((ttl + time.Second - 1) / time.Second)
-	start := time.Now() // the server counts from a moment after this
+	sent := time.Now() // the server counts from a moment after this
 	ctx, cancel := c.bound(ctx)
 	resp, err := c.raw.Lease.Grant(ctx, secs)
 	cancel()
@@ -58,11 +62,11 @@ func (c *Client) Grant(ctx context.Context, ttl time.Duration) (*Lease, error) {
 	if resp.Error != "" {
 		return nil, &opError{op: "grant lease", err: errors.New(resp.Error)}
 	}
-	return c.newLease(resp.ID, time.Duration(resp.TTL)*time.Second, start)
+	return c.newLease(resp.ID, time.Duration(resp.TTL)*time.Second, sent)
 }
 
-func (c *Client) newLease(id clientv3.LeaseID, ttl time.Duration, start time.Time) (*Lease, error) {
-	l := &Lease{c: c, id: id, ttl: ttl, deadline: start.Add(ttl), done: make(chan struct{})}
+func (c *Client) newLease(id clientv3.LeaseID, ttl time.Duration, sent time.Time) (*Lease, error) {
+	l := &Lease{c: c, id: id, ttl: ttl, done: make(chan struct{})}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	unregister, err := c.onClose(l.closeWithClient)
@@ -71,7 +75,7 @@ func (c *Client) newLease(id clientv3.LeaseID, ttl time.Duration, start time.Tim
 		return nil, &opError{op: l.op(), err: ErrClosed}
 	}
 	l.unregister = unregister
-	l.expiry = time.AfterFunc(ttl, l.expire)
+	l.ka = newKeeper(c, id, ttl, sent, l.finish)
 	return l, nil
 }
 
@@ -81,26 +85,40 @@ func (l *Lease) ID() int64 { return int64(l.id) }
 // TTL returns the lease's time to live as granted by the server.
 func (l *Lease) TTL() time.Duration { return l.ttl }
 
-// Done returns a channel that is closed when the lease is gone: expired,
-// revoked, kept alive unsuccessfully for longer than its TTL, or ended by
-// [Client.Close]. [Lease.Err] says why.
+// Done returns a channel that is closed, once, as soon as the lease can no
+// longer be relied on: lost, expired, revoked, or ended by [Client.Close].
+// [Lease.Err] says which.
 func (l *Lease) Done() <-chan struct{} { return l.done }
 
-// Err returns nil while the lease is live, then why [Lease.Done] closed: an
-// error matching [ErrLeaseExpired] (the server expired it, or keep-alive
-// failed for longer than the TTL), [ErrLeaseRevoked] or [ErrClosed].
+// Err returns nil until [Lease.Done] is closed, and from then on always the
+// same error, which matches exactly one of these:
+//   - [ErrLeaseLost]: no refresh was confirmed before the deadline (see
+//     [Lease]); this is how a lease nobody keeps alive ends by itself. The
+//     server may still hold the lease and its keys, until a TTL after the
+//     last refresh that reached it. Nothing refreshes the lease or asks the
+//     server about it afterwards, so Err never turns into ErrLeaseExpired;
+//     [Lease.Revoke] still deletes the keys at once.
+//   - [ErrLeaseExpired]: the server answered a refresh saying it no longer
+//     holds the lease: its keys are deleted, and reading one finds
+//     [ErrNotFound].
+//   - [ErrLeaseRevoked]: [Lease.Revoke] revoked it.
+//   - [ErrClosed]: [Client.Close] ended it.
 func (l *Lease) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.err
 }
 
-// KeepAlive refreshes the lease in the background, about every third of
-// its TTL, until [Lease.Revoke], [Client.Close] or the lease is lost. It
-// returns at once: watch [Lease.Done] to learn of a loss. Calling it again
-// is harmless. [Client.Close] revokes the leases it keeps alive, so their
-// keys vanish at once; a lease nobody kept alive is left to expire. It fails with the lease's [Lease.Err] when the lease is
-// already gone and with [ErrClosed] after Close.
+// KeepAlive refreshes the lease in the background until [Lease.Revoke],
+// [Client.Close] or the end of the lease. A refresh is sent a third of the
+// TTL after the last confirmed one was sent; a failed one is retried, with
+// growing pauses, until the deadline (see [Lease]), so a passing network
+// failure does not end the lease. It returns at once: watch [Lease.Done]
+// to learn of the end. Calling it again is harmless. [Client.Close]
+// revokes the leases it keeps alive, so their keys vanish at once; a lease
+// nobody kept alive is left to expire. It fails with the lease's
+// [Lease.Err] when the lease is already gone and with [ErrClosed] after
+// Close.
 func (l *Lease) KeepAlive() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -110,26 +128,25 @@ func (l *Lease) KeepAlive() error {
 	if l.closing || l.c.closed.Load() {
 		return &opError{op: "keep alive " + l.op(), err: ErrClosed}
 	}
-	if l.kaCancel != nil {
-		return nil
+	// Holding l.mu orders this before closeWithClient, so Close waits for
+	// the refreshes to stop.
+	if why := l.ka.start(); why != nil {
+		// The deadline passed just now: l.finish waits for l.mu.
+		return &opError{op: l.op(), err: why}
 	}
-	// The keep-alive outlives any caller's ctx: it belongs to the client.
-	ctx, cancel := context.WithCancel(l.c.ctx)
-	l.kaCancel = cancel
-	// Holding l.mu orders this before closeWithClient, so Close waits for it.
-	l.c.goBackground(func() { l.keepAlive(ctx) })
 	return nil
 }
 
 // Revoke ends the lease now: etcd deletes its keys, and [Lease.Done] closes
-// with [ErrLeaseRevoked]. It returns nil when the lease is already gone, so
-// calling it twice is harmless. If the server cannot be reached, the
-// keep-alive is stopped anyway, so the lease expires within its TTL.
+// with [ErrLeaseRevoked] unless it closed before. It returns nil when the
+// lease is already gone, so calling it twice is harmless. Refreshes stop
+// even when the server cannot be reached: Revoke then fails, and the lease
+// is lost at its deadline.
 func (l *Lease) Revoke(ctx context.Context) error {
 	l.mu.Lock()
 	revoked := errors.Is(l.err, ErrLeaseRevoked)
-	l.stopKeepAliveLocked()
 	l.mu.Unlock()
+	l.ka.halt()
 	if revoked {
 		return nil
 	}
@@ -160,90 +177,15 @@ func (l *Lease) revoke(ctx context.Context) error {
 func (l *Lease) closeWithClient(ctx context.Context) {
 	l.mu.Lock()
 	l.closing = true
-	kept := l.kaCancel != nil && l.err == nil
-	l.stopKeepAliveLocked()
+	kept := l.ka.started() && l.err == nil
 	l.mu.Unlock()
+	l.ka.stop()
 	if kept {
 		if err := l.revoke(ctx); err != nil {
 			l.c.log.Warn("etcdkit: revoke lease on close", "lease", fmt.Sprintf("%x", int64(l.id)), "error", err)
 		}
 	}
 	l.finish(ErrClosed)
-}
-
-func (l *Lease) stopKeepAliveLocked() {
-	if l.kaCancel != nil {
-		l.kaCancel()
-	}
-}
-
-// keepAlive drains clientv3's keep-alive channel and moves the deadline on
-// every response, until ctx ends or the lease is found gone.
-func (l *Lease) keepAlive(ctx context.Context) {
-	for ctx.Err() == nil {
-		ch, err := l.c.raw.Lease.KeepAlive(ctx, l.id)
-		if err != nil {
-			// The raw client's lessor was closed under us: nothing will
-			// refresh the lease, so the expiry timer ends it.
-			l.c.log.Warn("etcdkit: lease keep-alive halted", "lease", fmt.Sprintf("%x", int64(l.id)), "error", err)
-			return
-		}
-		for resp := range ch {
-			l.refreshed(time.Duration(resp.TTL) * time.Second)
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		// clientv3 closes the channel when the server answers that the
-		// lease is unknown, or when no answer came within the TTL. Ask,
-		// within what is left of the TTL, which one it was.
-		if l.gone(ctx) {
-			l.finish(ErrLeaseExpired)
-			return
-		}
-		sleepCtx(ctx, 100*time.Millisecond)
-	}
-}
-
-// gone reports whether the server says the lease no longer exists. A
-// server it cannot reach before the deadline leaves the answer to the
-// expiry timer.
-func (l *Lease) gone(ctx context.Context) bool {
-	l.mu.Lock()
-	deadline := l.deadline
-	l.mu.Unlock()
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	resp, err := l.c.raw.Lease.TimeToLive(ctx, l.id)
-	if err != nil {
-		return errors.Is(mapError(err), ErrLeaseExpired)
-	}
-	if resp.TTL <= 0 {
-		return true
-	}
-	l.refreshed(time.Duration(resp.TTL) * time.Second)
-	return false
-}
-
-// refreshed moves the deadline to ttl from now.
-func (l *Lease) refreshed(ttl time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.err != nil {
-		return
-	}
-	l.deadline = time.Now().Add(ttl)
-	l.expiry.Reset(ttl)
-}
-
-// expire runs when the deadline passes without a refresh.
-func (l *Lease) expire() {
-	l.mu.Lock()
-	late := time.Now().Before(l.deadline) // a refresh raced the timer
-	l.mu.Unlock()
-	if !late {
-		l.finish(ErrLeaseExpired)
-	}
 }
 
 // finish ends the lease with why, once.
@@ -254,11 +196,10 @@ func (l *Lease) finish(why error) {
 		return
 	}
 	l.err = &opError{op: l.op(), err: why}
-	l.expiry.Stop()
-	l.stopKeepAliveLocked()
 	close(l.done)
 	unregister := l.unregister
 	l.mu.Unlock()
+	l.ka.stop()
 	unregister()
 }
 

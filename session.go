@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -24,13 +24,15 @@ type session struct {
 	id  clientv3.LeaseID
 	ttl int64
 
-	// ctx ends when the lease is no longer kept alive: it expired, was
-	// revoked, or the session was closed. Its cause says which.
+	// ctx ends when the lease can no longer be relied on. Its cause wraps
+	// ErrLeaseLost at the keep-alive's deadline (no refresh confirmed in
+	// time: the server may expire the lease at any moment, so holders must
+	// stop), ErrLeaseExpired when the server said the lease is gone, and
+	// ErrClosed when the session was closed.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	stopKeepAlive context.CancelFunc
-	closing       atomic.Bool // closed on purpose: the end is not a loss
+	stopKeepAlive func() // stops the refreshes without ending ctx
 
 	// Guarded by the pool's mutex.
 	names   map[string]struct{} // names with a key on this lease
@@ -226,45 +228,31 @@ func (p *sessionPool) discard(s *session) {
 func (p *sessionPool) grant(ctx context.Context, ttl int64) (*session, error) {
 	c := p.c
 	gctx, cancel := c.bound(ctx)
+	sent := time.Now() // the server counts the TTL from a moment after this
 	resp, err := c.raw.Lease.Grant(gctx, ttl)
 	cancel()
 	if err != nil {
 		return nil, opErr("grant lease", "", err)
 	}
-	kaCtx, stop := context.WithCancel(c.ctx)
-	ch, err := c.raw.Lease.KeepAlive(kaCtx, resp.ID)
-	if err != nil {
-		stop()
-		rctx, cancel := c.bound(context.WithoutCancel(ctx))
-		_, _ = c.raw.Lease.Revoke(rctx, resp.ID)
-		cancel()
-		return nil, opErr("keep lease alive", leaseKey(resp.ID), err)
-	}
-	s := &session{id: resp.ID, ttl: ttl, stopKeepAlive: stop, names: map[string]struct{}{}}
+	s := &session{id: resp.ID, ttl: ttl, names: map[string]struct{}{}}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
-	c.goBackground(func() { s.drain(c, ch) })
+	ka := newKeeper(c, resp.ID, time.Duration(resp.TTL)*time.Second, sent, s.end)
+	s.stopKeepAlive = ka.stop
+	_ = ka.start() // a keeper that ended already has ended s.ctx
 	return s, nil
 }
 
-// drain consumes the keep-alive responses (clientv3 wants them read) until
-// the keep-alive ends, then ends the session with the reason.
-func (s *session) drain(c *Client, ch <-chan *clientv3.LeaseKeepAliveResponse) {
-	for range ch {
-	}
-	s.stopKeepAlive()
-	switch {
-	case s.closing.Load() || c.closed.Load():
-		s.cancel(&opError{op: "keep lease alive", key: leaseKey(s.id), err: ErrClosed})
-	default:
-		s.cancel(&opError{op: "keep lease alive", key: leaseKey(s.id), err: ErrLeaseExpired})
-	}
+// end ends the session's ctx with why, keeping the first reason.
+func (s *session) end(why error) {
+	s.cancel(&opError{op: "keep lease alive", key: leaseKey(s.id), err: why})
 }
 
 // close stops the keep-alive and revokes the lease, which deletes every key
-// still on it.
+// still on it. Holders learn of the close before the revocation deletes
+// their keys, so that they see it as a close and not a loss.
 func (s *session) close(ctx context.Context, c *Client) {
-	s.closing.Store(true)
 	s.stopKeepAlive()
+	s.end(ErrClosed)
 	if _, err := c.raw.Lease.Revoke(ctx, s.id); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		c.log.Warn("etcdkit: revoke session lease", "lease", leaseKey(s.id), "error", err)
 	}
