@@ -196,7 +196,8 @@ func (kv *KV[T]) In(tx *Tx) TxKV[T] { return TxKV[T]{kv: kv, tx: tx} }
 
 // Get returns the value at key in the transaction. It fails with
 // [ErrNotFound] when the key does not exist (or the transaction deleted it)
-// and with a [*DecodeError] when its value does not decode.
+// and with a [*DecodeError] when its value does not decode. A [Bytes] value
+// is a copy: changing it changes neither later reads nor what is written.
 func (h TxKV[T]) Get(key string) (T, error) {
 	var zero T
 	if err := h.kv.checkCall(h.tx.ctx, "get", key); err != nil {
@@ -210,7 +211,7 @@ func (h TxKV[T]) Get(key string) (T, error) {
 		return zero, &opError{op: "get", key: h.kv.prefix + key, err: ErrNotFound}
 	}
 	e, err := h.kv.entry(p)
-	return e.Value, err
+	return own(clonerOf(h.kv.codec), e.Value), err
 }
 
 // Put stores v at key when the transaction commits, as [KV.Put] does. An
