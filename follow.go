@@ -25,8 +25,8 @@ type Live[T any] struct {
 	opts  followOptions[T]
 	task  *task
 	clone func(T) T // the codec's clone, nil when values need no copy
-	cur  atomic.Pointer[liveValue[T]]
-	seen int64 // ModRevision of the last value applied or rejected; -1: missing
+	cur   atomic.Pointer[liveValue[T]]
+	seen  int64 // ModRevision of the last value applied or rejected; -1: missing
 
 	mu  sync.Mutex
 	err error
