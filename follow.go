@@ -175,7 +175,7 @@ func (l *Live[T]) applyPut(kv *mvccpb.KeyValue, initial bool) error {
 		return l.reject(&DecodeError{Key: l.key, Err: err}, initial)
 	}
 	if l.opts.validate != nil {
-		if err := l.opts.validate(own(l.clone, v)); err != nil {
+		if err := l.validate(v); err != nil {
 			op := fmt.Sprintf("follow: value at revision %d rejected", kv.ModRevision)
 			return l.reject(&opError{op: op, key: l.spec.name, err: err}, initial)
 		}
@@ -206,7 +206,7 @@ func (l *Live[T]) reject(err error, initial bool) error {
 		l.set(*l.opts.def, 0, true)
 	}
 	if l.opts.onReject != nil {
-		l.opts.onReject(l.key, err)
+		l.kv.c.callback("WithOnReject", "follow", l.spec.name, func() { l.opts.onReject(l.key, err) })
 	}
 	return nil
 }
@@ -214,6 +214,14 @@ func (l *Live[T]) reject(err error, initial bool) error {
 func (l *Live[T]) set(v T, rev int64, initial bool) {
 	old := l.cur.Swap(&liveValue[T]{v: v, rev: rev})
 	if !initial && old != nil && l.opts.onChange != nil {
-		l.opts.onChange(own(l.clone, old.v), own(l.clone, v))
+		l.kv.c.callback("OnChange", "follow", l.spec.name, func() {
+			l.opts.onChange(own(l.clone, old.v), own(l.clone, v))
+		})
 	}
+}
+
+// validate runs the WithValidator function on a copy of v that it may keep.
+func (l *Live[T]) validate(v T) (err error) {
+	l.kv.c.callback("WithValidator", "follow", l.spec.name, func() { err = l.opts.validate(own(l.clone, v)) })
+	return err
 }

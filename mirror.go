@@ -438,9 +438,14 @@ func (m *Mirror[T]) publish(entries trie[T], rev int64, newEntries bool) {
 }
 
 func (m *Mirror[T]) report(changes []entryChange[T]) {
-	for _, c := range changes {
-		m.opts.onChange(c.key, m.ownPtr(c.old), m.ownPtr(c.new))
+	if len(changes) == 0 {
+		return
 	}
+	m.kv.c.callback("OnEntryChange", "mirror", m.spec.name, func() {
+		for _, c := range changes {
+			m.opts.onChange(c.key, m.ownPtr(c.old), m.ownPtr(c.new))
+		}
+	})
 }
 
 // ownPtr is own for an entry given to the callback, nil staying nil.
