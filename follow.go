@@ -25,8 +25,12 @@ type Live[T any] struct {
 	opts  followOptions[T]
 	task  *task
 	clone func(T) T // the codec's clone, nil when values need no copy
-	cur   atomic.Pointer[liveValue[T]]
-	seen  int64 // ModRevision of the last value applied or rejected; -1: missing
+	// copyLoad is loadCopy when values need a copy, else nil. Load calls
+	// it as a func value, which keeps Load within the inlining budget (a
+	// method call does not): the other codecs pay nothing for the copy.
+	copyLoad func() T
+	cur      atomic.Pointer[liveValue[T]]
+	seen     int64 // ModRevision of the last value applied or rejected; -1: missing
 
 	mu  sync.Mutex
 	err error
@@ -58,6 +62,9 @@ func (kv *KV[T]) Follow(ctx context.Context, key string, opts ...FollowOption[T]
 			opt.applyFollow(&l.opts)
 		}
 	}
+	if l.clone != nil {
+		l.copyLoad = l.loadCopy
+	}
 	if l.opts.def != nil {
 		// The default is the caller's slice too: keep a copy of it.
 		l.opts.def = ptr(own(l.clone, *l.opts.def))
@@ -76,7 +83,15 @@ func (kv *KV[T]) Follow(ctx context.Context, key string, opts ...FollowOption[T]
 // Load returns the current value, or the default while the key is missing.
 // It does not block or lock, and does not allocate except to copy a [Bytes]
 // value.
-func (l *Live[T]) Load() T { return own(l.clone, l.cur.Load().v) }
+func (l *Live[T]) Load() T {
+	if l.copyLoad == nil {
+		return l.cur.Load().v
+	}
+	return l.copyLoad()
+}
+
+// loadCopy is Load for a codec with a clone.
+func (l *Live[T]) loadCopy() T { return l.clone(l.cur.Load().v) }
 
 // Revision returns the ModRevision of the value [Live.Load] returns, or 0
 // when that is the default.

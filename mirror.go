@@ -130,7 +130,10 @@ var mirrorStreams atomic.Uint64
 // allocate, except to copy a [Bytes] value.
 func (m *Mirror[T]) Get(key string) (Entry[T], bool) {
 	if e := m.state.Load().entries.get(key); e != nil {
-		return m.own(*e), true
+		if m.clone != nil {
+			return m.own(*e), true
+		}
+		return *e, true // not through own: the entry would be copied twice more
 	}
 	return Entry[T]{}, false
 }
