@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,9 +31,10 @@ type Client struct {
 	closed atomic.Bool
 	wg     sync.WaitGroup // background goroutines started for this client
 
-	mu      sync.Mutex
-	nextID  uint64
-	closers map[uint64]func(context.Context)
+	mu        sync.Mutex
+	nextID    uint64
+	closers   map[uint64]func(context.Context)
+	callbacks map[uint64]runningCallback // the caller's functions running now
 
 	closeOnce sync.Once
 	closeErr  error
@@ -95,7 +98,8 @@ func Wrap(raw *clientv3.Client) *Client {
 
 func newClient(raw *clientv3.Client, owned bool, timeout time.Duration, log *slog.Logger) *Client {
 	c := &Client{raw: raw, owned: owned, log: log, closers: map[uint64]func(context.Context){},
-		lim: limits{maxTxnOps: DefaultMaxTxnOps, maxRequestBytes: DefaultMaxRequestBytes}}
+		callbacks: map[uint64]runningCallback{},
+		lim:       limits{maxTxnOps: DefaultMaxTxnOps, maxRequestBytes: DefaultMaxRequestBytes}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.bounds = deadlines{timeout: timeout, parent: c.ctx}
 	return c
@@ -106,14 +110,21 @@ func newClient(raw *clientv3.Client, owned bool, timeout time.Duration, log *slo
 func (c *Client) Raw() *clientv3.Client { return c.raw }
 
 // Close ends every watcher, lease keep-alive, lock and mirror this client
-// started, then closes the connection if [New] made it. It is safe to call
-// more than once; later calls return the first call's result.
+// started, waits for their goroutines, then closes the connection if [New]
+// made it. It is safe to call more than once; later calls return the first
+// call's result.
+//
+// Close does not wait for a function of the caller's that etcdkit is running
+// (such as an [OnEntryChange] or [OnChange] callback) and that has not
+// returned about a second after Close began: it logs, at warn level, which
+// callback of which mirror or followed key it left running, and goes on. The
+// goroutine that called it ends once it returns.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		c.runClosers()
 		c.cancel()
-		c.wg.Wait()
+		c.waitBackground()
 		if c.owned {
 			// clientv3 reports its own cancellation as an error; it is not one.
 			if err := c.raw.Close(); err != nil && !errors.Is(err, context.Canceled) {
@@ -141,6 +152,69 @@ func (c *Client) runClosers() {
 		wg.Go(func() { fn(ctx) })
 	}
 	wg.Wait()
+	if ctx.Err() != nil {
+		c.logCallbacks() // a handle still starting may be stuck in one
+	}
+}
+
+// waitBackground waits for the goroutines the client started. Past
+// closeGrace, it stops waiting if some are running callbacks: those belong
+// to the caller and may never return, while the client's own goroutines end
+// promptly once c.ctx is done.
+func (c *Client) waitBackground() {
+	done := make(chan struct{})
+	go func() {
+		c.wg.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(closeGrace)
+	defer timer.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-timer.C:
+		}
+		if c.logCallbacks() {
+			return
+		}
+		timer.Reset(closeGrace / 10)
+	}
+}
+
+// runningCallback is a function of the caller's that the client is running.
+type runningCallback struct {
+	name    string // the option that gave it, e.g. "OnEntryChange"
+	op, key string // what runs it: "mirror" and the prefix, "follow" and the key
+}
+
+// callback runs fn, which calls a function of the caller's, noting it so
+// that Close can tell it is stuck and name it.
+func (c *Client) callback(name, op, key string, fn func()) {
+	c.mu.Lock()
+	c.nextID++
+	id := c.nextID
+	c.callbacks[id] = runningCallback{name: name, op: op, key: key}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.callbacks, id)
+		c.mu.Unlock()
+	}()
+	fn()
+}
+
+// logCallbacks logs the callbacks running now, and reports whether there
+// were any. It logs names and keys, never values.
+func (c *Client) logCallbacks() bool {
+	c.mu.Lock()
+	running := slices.Collect(maps.Values(c.callbacks))
+	c.mu.Unlock()
+	for _, cb := range running {
+		c.log.Warn("etcdkit: close: a callback has not returned; not waiting for it",
+			"callback", cb.name, "op", cb.op, "key", cb.key)
+	}
+	return len(running) > 0
 }
 
 // onClose registers fn to run when the client closes, and returns the

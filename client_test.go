@@ -1,13 +1,19 @@
 package etcdkit_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
@@ -297,5 +303,85 @@ func TestConfig_ServerLimits(t *testing.T) {
 	}
 	if _, err := kv.Put(testCtx(t), "small", "x"); err != nil {
 		t.Errorf("small put: %v", err)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes, for a logger.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestClient_CloseDoesNotWaitForStuckCallback checks that a callback of the
+// caller's that never returns does not hang Close, and that Close names it.
+func TestClient_CloseDoesNotWaitForStuckCallback(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// start makes a handle whose callback runs block after the next
+		// write of "k", and returns the handle's Done channel.
+		start func(t *testing.T, kv *etcdkit.KV[string], block func()) <-chan struct{}
+	}{
+		{name: "OnEntryChange", start: func(t *testing.T, kv *etcdkit.KV[string], block func()) <-chan struct{} {
+			m, err := kv.Mirror(testCtx(t), etcdkit.OnEntryChange(func(string, *etcdkit.Entry[string], *etcdkit.Entry[string]) { block() }))
+			require.NoError(t, err)
+			return m.Done()
+		}},
+		{name: "OnChange", start: func(t *testing.T, kv *etcdkit.KV[string], block func()) <-chan struct{} {
+			kvMustPut(t, kv, "k", "first")
+			l, err := kv.Follow(testCtx(t), "k", etcdkit.OnChange(func(string, string) { block() }))
+			require.NoError(t, err)
+			return l.Done()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logged lockedBuffer
+			c := testServer.Client(t, etcdtest.WithClientConfig(func(cfg *etcdkit.Config) {
+				cfg.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+			}))
+			kv := etcdkit.NewKV(c, testPrefix(t), etcdkit.String())
+			entered, release := make(chan struct{}, 1), make(chan struct{})
+			var once sync.Once
+			t.Cleanup(func() { once.Do(func() { close(release) }) })
+			done := tc.start(t, kv, func() {
+				select {
+				case entered <- struct{}{}:
+				default:
+				}
+				<-release
+			})
+			kvMustPut(t, kv, "k", "secret-value")
+			recv(t, entered, "the callback")
+
+			closed := make(chan error, 1)
+			go func() { closed <- c.Close() }()
+			select {
+			case err := <-closed:
+				require.NoError(t, err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("Close did not return while a callback was stuck")
+			}
+			out := logged.String()
+			assert.Contains(t, out, "callback has not returned")
+			assert.Contains(t, out, "callback="+tc.name)
+			assert.Contains(t, out, testPrefix(t))
+			assert.NotContains(t, out, "secret-value")
+
+			once.Do(func() { close(release) })
+			recv(t, done, "the handle's end once the callback returned")
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package etcdkit
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,14 +51,48 @@ func (stringCodec) Decode(b []byte) (string, error) {
 	return string(b), nil
 }
 
-// Bytes returns a codec that stores a []byte as it is. It never fails and
-// does not copy: the slice Decode returns belongs to the caller.
+// Bytes returns a codec that stores a []byte as it is. It never fails, and
+// its Encode and Decode do not copy. Every []byte etcdkit hands out for it
+// belongs to the caller, who may change it without changing what any other
+// read sees or what a transaction writes: reads served from memory
+// ([Mirror.Get], [Mirror.List], [Live.Load], [TxKV.Get] and the values given
+// to callbacks) copy the value, one allocation each, where the other codecs'
+// reads do not copy; reads that go to etcd return a slice of their own
+// response.
 func Bytes() Codec[[]byte] { return bytesCodec{} }
 
 type bytesCodec struct{}
 
 func (bytesCodec) Encode(b []byte) ([]byte, error) { return b, nil }
 func (bytesCodec) Decode(b []byte) ([]byte, error) { return b, nil }
+func (bytesCodec) clone(b []byte) []byte           { return bytes.Clone(b) }
+
+// cloner is implemented by a codec whose values are slices that a reader
+// could write through: a value kept in memory (by a Mirror, a Live, a
+// transaction) is cloned before it is handed out, so that the caller's
+// changes stay the caller's. Only [Bytes] has one: a string cannot be
+// changed, and a deep copy of a JSON or Proto value would cost more than the
+// read it follows, so [Mirror] and [Live] document theirs as shared.
+type cloner[T any] interface {
+	clone(T) T
+}
+
+// clonerOf returns codec's clone function, or nil when its values need no
+// copy, so that the codecs that need none pay only a nil check.
+func clonerOf[T any](codec Codec[T]) func(T) T {
+	if c, ok := codec.(cloner[T]); ok {
+		return c.clone
+	}
+	return nil
+}
+
+// own returns v for a caller to keep: a clone when clone is not nil.
+func own[T any](clone func(T) T, v T) T {
+	if clone != nil {
+		return clone(v)
+	}
+	return v
+}
 
 // Proto returns a codec that stores a protobuf message in its binary wire
 // format. T is a pointer to a generated message type, e.g. Proto[*pb.User]().

@@ -14,14 +14,23 @@ import (
 // Live is one key followed by a watch and kept in memory, typically a
 // service's configuration: read it with [Live.Load] as often as needed, and
 // be told of changes with [OnChange]. It is safe for concurrent use.
+//
+// Like a [Mirror]'s, the value is shared by every reader: one that refers
+// to memory (a map, a slice, a Proto message) must be treated as read-only,
+// except a [Bytes] value, which is copied for each reader and callback.
 type Live[T any] struct {
-	kv   *KV[T]
-	key  string
-	spec watchSpec
-	opts followOptions[T]
-	task *task
-	cur  atomic.Pointer[liveValue[T]]
-	seen int64 // ModRevision of the last value applied or rejected; -1: missing
+	kv    *KV[T]
+	key   string
+	spec  watchSpec
+	opts  followOptions[T]
+	task  *task
+	clone func(T) T // the codec's clone, nil when values need no copy
+	// copyLoad is loadCopy when values need a copy, else nil. Load calls
+	// it as a func value, which keeps Load within the inlining budget (a
+	// method call does not): the other codecs pay nothing for the copy.
+	copyLoad func() T
+	cur      atomic.Pointer[liveValue[T]]
+	seen     int64 // ModRevision of the last value applied or rejected; -1: missing
 
 	mu  sync.Mutex
 	err error
@@ -47,11 +56,18 @@ func (kv *KV[T]) Follow(ctx context.Context, key string, opts ...FollowOption[T]
 	if err != nil {
 		return nil, err
 	}
-	l := &Live[T]{kv: kv, key: key, spec: spec, seen: -2}
+	l := &Live[T]{kv: kv, key: key, spec: spec, seen: -2, clone: clonerOf(kv.codec)}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.applyFollow(&l.opts)
 		}
+	}
+	if l.clone != nil {
+		l.copyLoad = l.loadCopy
+	}
+	if l.opts.def != nil {
+		// The default is the caller's slice too: keep a copy of it.
+		l.opts.def = ptr(own(l.clone, *l.opts.def))
 	}
 	if l.task, err = kv.c.newTask(ctx, "follow", spec.name); err != nil {
 		return nil, err
@@ -65,8 +81,17 @@ func (kv *KV[T]) Follow(ctx context.Context, key string, opts ...FollowOption[T]
 }
 
 // Load returns the current value, or the default while the key is missing.
-// It does not block, lock or allocate.
-func (l *Live[T]) Load() T { return l.cur.Load().v }
+// It does not block or lock, and does not allocate except to copy a [Bytes]
+// value.
+func (l *Live[T]) Load() T {
+	if l.copyLoad == nil {
+		return l.cur.Load().v
+	}
+	return l.copyLoad()
+}
+
+// loadCopy is Load for a codec with a clone.
+func (l *Live[T]) loadCopy() T { return l.clone(l.cur.Load().v) }
 
 // Revision returns the ModRevision of the value [Live.Load] returns, or 0
 // when that is the default.
@@ -165,7 +190,7 @@ func (l *Live[T]) applyPut(kv *mvccpb.KeyValue, initial bool) error {
 		return l.reject(&DecodeError{Key: l.key, Err: err}, initial)
 	}
 	if l.opts.validate != nil {
-		if err := l.opts.validate(v); err != nil {
+		if err := l.validate(v); err != nil {
 			op := fmt.Sprintf("follow: value at revision %d rejected", kv.ModRevision)
 			return l.reject(&opError{op: op, key: l.spec.name, err: err}, initial)
 		}
@@ -196,7 +221,7 @@ func (l *Live[T]) reject(err error, initial bool) error {
 		l.set(*l.opts.def, 0, true)
 	}
 	if l.opts.onReject != nil {
-		l.opts.onReject(l.key, err)
+		l.kv.c.callback("WithOnReject", "follow", l.spec.name, func() { l.opts.onReject(l.key, err) })
 	}
 	return nil
 }
@@ -204,6 +229,14 @@ func (l *Live[T]) reject(err error, initial bool) error {
 func (l *Live[T]) set(v T, rev int64, initial bool) {
 	old := l.cur.Swap(&liveValue[T]{v: v, rev: rev})
 	if !initial && old != nil && l.opts.onChange != nil {
-		l.opts.onChange(old.v, v)
+		l.kv.c.callback("OnChange", "follow", l.spec.name, func() {
+			l.opts.onChange(own(l.clone, old.v), own(l.clone, v))
+		})
 	}
+}
+
+// validate runs the WithValidator function on a copy of v that it may keep.
+func (l *Live[T]) validate(v T) (err error) {
+	l.kv.c.callback("WithValidator", "follow", l.spec.name, func() { err = l.opts.validate(own(l.clone, v)) })
+	return err
 }

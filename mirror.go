@@ -24,11 +24,18 @@ import (
 //
 // A key whose value does not decode is left out of the mirror (and logged),
 // never stored as a zero value.
+//
+// Every read returns the value the mirror holds, shared with every other
+// reader, without a copy: a value that refers to memory (a map, a slice, a
+// pointer such as a Proto message) must be treated as read-only. A [Bytes]
+// value is the exception: it is copied on its way out, and belongs to the
+// caller.
 type Mirror[T any] struct {
-	kv   *KV[T]
-	spec watchSpec
-	opts mirrorOptions[T]
-	task *task
+	kv    *KV[T]
+	spec  watchSpec
+	opts  mirrorOptions[T]
+	task  *task
+	clone func(T) T // the codec's clone, nil when values need no copy
 
 	// state is what readers see: replaced whole, never changed, so a
 	// read takes no lock and sees every change of a revision or none.
@@ -70,8 +77,9 @@ func (f mirrorOptionFunc[T]) applyMirror(o *mirrorOptions[T]) { f(o) }
 // first listing: old is nil for a new key, new is nil for a deleted one.
 // fn is called from one goroutine, in revision order, after the mirror
 // shows the change, so it may read the mirror; while fn runs, later changes
-// wait (when it is slow, the watch pauses rather than buffer them). When a compaction made the mirror list its keys again, fn is called
-// for the difference.
+// wait (when it is slow, the watch pauses rather than buffer them). When a
+// compaction made the mirror list its keys again, fn is called for the
+// difference. A [Bytes] value in old or new is a copy that fn may keep.
 func OnEntryChange[T any](fn func(key string, old, new *Entry[T])) MirrorOption[T] {
 	return mirrorOptionFunc[T](func(o *mirrorOptions[T]) { o.onChange = fn })
 }
@@ -93,7 +101,7 @@ func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T
 		return nil, err
 	}
 	spec.stream = "mirror-" + strconv.FormatUint(mirrorStreams.Add(1), 10)
-	m := &Mirror[T]{kv: kv, spec: spec, changed: make(chan struct{})}
+	m := &Mirror[T]{kv: kv, spec: spec, changed: make(chan struct{}), clone: clonerOf(kv.codec)}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.applyMirror(&m.opts)
@@ -118,20 +126,38 @@ func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T
 var mirrorStreams atomic.Uint64
 
 // Get returns the entry at key, and false if the mirror does not have it.
-// It takes no lock: concurrent Gets do not slow each other down.
+// It takes no lock: concurrent Gets do not slow each other down. It does not
+// allocate, except to copy a [Bytes] value.
 func (m *Mirror[T]) Get(key string) (Entry[T], bool) {
 	if e := m.state.Load().entries.get(key); e != nil {
-		return *e, true
+		if m.clone != nil {
+			return m.own(*e), true
+		}
+		return *e, true // not through own: the entry would be copied twice more
 	}
 	return Entry[T]{}, false
 }
 
 // List returns every entry, sorted by key, all as of one revision. The
-// slice is the caller's.
+// slice is the caller's, and so are [Bytes] values in it.
 func (m *Mirror[T]) List() []Entry[T] {
 	s := m.state.Load()
 	s.sorted.once.Do(func() { s.sorted.entries = sortEntries(s.entries) })
-	return slices.Clone(s.sorted.entries)
+	es := slices.Clone(s.sorted.entries)
+	if m.clone != nil {
+		for i := range es {
+			es[i].Value = m.clone(es[i].Value)
+		}
+	}
+	return es
+}
+
+// own returns e with a value the caller may keep and change.
+func (m *Mirror[T]) own(e Entry[T]) Entry[T] {
+	if m.clone != nil {
+		e.Value = m.clone(e.Value)
+	}
+	return e
 }
 
 func sortEntries[T any](t trie[T]) []Entry[T] {
@@ -415,7 +441,20 @@ func (m *Mirror[T]) publish(entries trie[T], rev int64, newEntries bool) {
 }
 
 func (m *Mirror[T]) report(changes []entryChange[T]) {
-	for _, c := range changes {
-		m.opts.onChange(c.key, c.old, c.new)
+	if len(changes) == 0 {
+		return
 	}
+	m.kv.c.callback("OnEntryChange", "mirror", m.spec.name, func() {
+		for _, c := range changes {
+			m.opts.onChange(c.key, m.ownPtr(c.old), m.ownPtr(c.new))
+		}
+	})
+}
+
+// ownPtr is own for an entry given to the callback, nil staying nil.
+func (m *Mirror[T]) ownPtr(e *Entry[T]) *Entry[T] {
+	if e == nil || m.clone == nil {
+		return e
+	}
+	return ptr(m.own(*e))
 }

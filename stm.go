@@ -24,6 +24,7 @@ type Tx struct {
 	writes    []clientv3.Op
 	written   map[string]int // full key → index in writes
 	err       error          // the first write that could not be built
+	readErr   error          // the first read that got no answer
 	compacted bool           // the snapshot was compacted away: the attempt must start over
 }
 
@@ -33,7 +34,14 @@ type Tx struct {
 // again on a new snapshot, after a short jittered pause, up to a bounded
 // number of attempts; fn must therefore have no side effects besides its
 // reads and writes through the [Tx]. A transaction that only reads writes
-// nothing and always succeeds.
+// nothing and succeeds unless one of its reads failed.
+//
+// Every key fn read counts, whatever the read returned: a value, a missing
+// key (which must still be missing at the commit) or a value that did not
+// decode (a [*DecodeError]; fn may overwrite it, if it is unchanged). A read
+// that got no answer from etcd (unreachable, timed out) fails the attempt
+// even when fn ignored the error: nothing is written and Atomically returns
+// that read's error, wrapped, since fn decided without knowing the key.
 //
 // When fn returns an error, nothing is written and Atomically returns that
 // error, wrapped. It fails with [ErrConflict] when every attempt conflicted,
@@ -71,6 +79,9 @@ func (tx *Tx) run(fn func(*Tx) error) (done bool, err error) {
 	}
 	if err != nil {
 		return true, &opError{op: "atomically", err: err}
+	}
+	if tx.readErr != nil {
+		return true, &opError{op: "atomically", err: tx.readErr}
 	}
 	if tx.err != nil {
 		return true, tx.err
@@ -129,7 +140,11 @@ func (tx *Tx) read(op, key string) (*mvccpb.KeyValue, error) {
 	}
 	p, err := tx.fetch(key)
 	if err != nil {
-		return nil, opErr(op, key, err)
+		err = opErr(op, key, err)
+		if tx.readErr == nil && !tx.compacted {
+			tx.readErr = err
+		}
+		return nil, err
 	}
 	if tx.reads == nil {
 		tx.reads = make(map[string]*mvccpb.KeyValue)
@@ -196,7 +211,8 @@ func (kv *KV[T]) In(tx *Tx) TxKV[T] { return TxKV[T]{kv: kv, tx: tx} }
 
 // Get returns the value at key in the transaction. It fails with
 // [ErrNotFound] when the key does not exist (or the transaction deleted it)
-// and with a [*DecodeError] when its value does not decode.
+// and with a [*DecodeError] when its value does not decode. A [Bytes] value
+// is a copy: changing it changes neither later reads nor what is written.
 func (h TxKV[T]) Get(key string) (T, error) {
 	var zero T
 	if err := h.kv.checkCall(h.tx.ctx, "get", key); err != nil {
@@ -210,7 +226,7 @@ func (h TxKV[T]) Get(key string) (T, error) {
 		return zero, &opError{op: "get", key: h.kv.prefix + key, err: ErrNotFound}
 	}
 	e, err := h.kv.entry(p)
-	return e.Value, err
+	return own(clonerOf(h.kv.codec), e.Value), err
 }
 
 // Put stores v at key when the transaction commits, as [KV.Put] does. An

@@ -6,8 +6,13 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/etcdtest"
 )
 
 func TestAtomicallyBank(t *testing.T) {
@@ -184,5 +189,80 @@ func TestAtomicallyAbort(t *testing.T) {
 	}
 	if _, err := kv.Get(ctx, "other"); !errors.Is(err, etcdkit.ErrNotFound) {
 		t.Fatalf("after an aborted transaction, other: %v, want ErrNotFound", err)
+	}
+}
+
+// TestAtomicallyFailsOnSwallowedReadError checks that a read that got no
+// answer fails the transaction even when fn ignores its error: fn's writes
+// were decided without knowing what the key held.
+func TestAtomicallyFailsOnSwallowedReadError(t *testing.T) {
+	t.Parallel()
+	f := etcdtest.NewFaults()
+	c := testServer.Client(t, etcdtest.WithFaults(f), etcdtest.WithClientConfig(func(cfg *etcdkit.Config) {
+		cfg.RequestTimeout = 300 * time.Millisecond // so the failing read gives up soon
+	}))
+	kv := etcdkit.NewKV(c, testPrefix(t), etcdkit.String())
+	kvMustPut(t, kv, "k", "v")
+
+	var readErr error
+	calls := 0
+	// No deadline on ctx: RequestTimeout bounds the read clientv3 retries.
+	err := c.Atomically(t.Context(), func(tx *etcdkit.Tx) error {
+		calls++
+		h := kv.In(tx)
+		f.Inject(etcdtest.RPCRange, etcdtest.FailBeforeSend, 1_000_000, 0)
+		_, readErr = h.Get("k")
+		f.Clear()
+		h.Put("other", "written anyway") // the read's error ignored
+		return nil
+	})
+	require.Error(t, readErr, "the injected faults did not make the read fail")
+	require.ErrorIs(t, err, readErr, "Atomically must return the read error fn swallowed")
+	assert.Equal(t, 1, calls)
+	_, err = kv.Get(testCtx(t), "other")
+	assert.ErrorIs(t, err, etcdkit.ErrNotFound, "a write decided without the read was committed")
+}
+
+// TestAtomicallyGuardsReadsThatFound checks that a key fn read counts at the
+// commit whatever the read found: a key that was missing must still be
+// missing, and a value that did not decode must be unchanged.
+func TestAtomicallyGuardsReadsThatFound(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	prefix := testPrefix(t)
+	kv := etcdkit.NewKV(c, prefix, etcdkit.String())
+	ctx := testCtx(t)
+	_, err := c.Raw().Put(ctx, prefix+"undecodable", "\xff")
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		name, key string
+		first     func(error) bool // whether the first attempt's read failed as it should
+	}{
+		{name: "missing", key: "missing", first: func(err error) bool { return errors.Is(err, etcdkit.ErrNotFound) }},
+		{name: "undecodable", key: "undecodable", first: func(err error) bool {
+			var de *etcdkit.DecodeError
+			return errors.As(err, &de)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var errs []error
+			err := c.Atomically(ctx, func(tx *etcdkit.Tx) error {
+				h := kv.In(tx)
+				_, err := h.Get(tc.key)
+				errs = append(errs, err)
+				if len(errs) == 1 {
+					// Changed after the read, before the commit.
+					_, err := c.Raw().Put(ctx, prefix+tc.key, "changed")
+					require.NoError(t, err)
+				}
+				h.Put("other-"+tc.name, "decided on the read")
+				return nil
+			})
+			require.NoError(t, err)
+			require.Len(t, errs, 2, "the change to the key read was not detected")
+			assert.True(t, tc.first(errs[0]), "first read: %v", errs[0])
+			assert.NoError(t, errs[1], "the second attempt reads the new value")
+		})
 	}
 }

@@ -471,10 +471,13 @@ type task struct {
 func (c *Client) newTask(parent context.Context, op, key string) (*task, error) {
 	t := &task{c: c, started: make(chan struct{}), done: make(chan struct{})}
 	t.ctx, t.cancel = context.WithCancel(parent)
-	unregister, err := c.onClose(func(context.Context) {
+	unregister, err := c.onClose(func(ctx context.Context) {
 		t.byClient.Store(true)
 		t.cancel()
-		<-t.started // so that Close's wait covers the goroutine
+		select {
+		case <-t.started: // so that Close's wait covers the goroutine
+		case <-ctx.Done(): // starting is stuck in a callback of the caller's
+		}
 	})
 	if err != nil {
 		t.cancel()
