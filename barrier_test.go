@@ -212,3 +212,22 @@ func TestDoubleBarrier_PlaceLostWhileWaiting(t *testing.T) {
 	}
 	assert.ErrorIs(t, <-entered, etcdkit.ErrLeaseExpired)
 }
+
+// TestBarrier_LeaseAndReleaseUnheld: a barrier held under a lease is lowered
+// when the lease ends, and releasing a barrier nobody holds does nothing.
+func TestBarrier_LeaseAndReleaseUnheld(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	cli := newClient(t)
+	gate := etcdkit.NewBarrier(cli, testPrefix(t)+"gate")
+	require.NoError(t, gate.Release(ctx), "Release of a barrier nobody holds")
+	require.NoError(t, gate.Wait(ctx), "Wait on a barrier nobody holds")
+
+	lease, err := cli.Grant(ctx, 2*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, gate.Hold(ctx, etcdkit.WithLease(lease)))
+	waited := make(chan error, 1)
+	go func() { waited <- gate.Wait(ctx) }()
+	require.NoError(t, lease.Revoke(ctx), "the holder's lease ends")
+	assert.NoError(t, <-waited, "Wait once the holder's lease ended")
+}

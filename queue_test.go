@@ -678,3 +678,27 @@ func TestAppend_RaceForOneNumber(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, appenders*each, resp.Count)
 }
+
+// TestQueue_DeadLetterNeverOverwritten: when an undecodable item's dead
+// letter is taken already, both values are kept and Dequeue says so.
+func TestQueue_DeadLetterNeverOverwritten(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	prefix := testPrefix(t)
+	raw := testServer.RawClient(t)
+	_, err := raw.Put(ctx, prefix+"dead/00000000000000000001", "older")
+	require.NoError(t, err)
+	_, err = raw.Put(ctx, prefix+"items/00000000000000000001", "not json")
+	require.NoError(t, err)
+	q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job]())
+	_, err = q.TryDequeue(ctx)
+	var de *etcdkit.DecodeError
+	assert.ErrorAs(t, err, &de)
+	assert.ErrorIs(t, err, etcdkit.ErrExists)
+	for key, want := range map[string]string{"dead/00000000000000000001": "older", "items/00000000000000000001": "not json"} {
+		resp, err := raw.Get(ctx, prefix+key)
+		require.NoError(t, err)
+		require.Len(t, resp.Kvs, 1, key)
+		assert.Equal(t, want, string(resp.Kvs[0].Value), key)
+	}
+}
