@@ -390,7 +390,8 @@ func (q *Queue[T]) claim(ctx context.Context, kv *mvccpb.KeyValue) (Item[T], boo
 	key := string(kv.Key)
 	claimKey := q.claims + strings.TrimPrefix(key, q.items)
 	unclaimed := clientv3.Compare(clientv3.CreateRevision(claimKey), "=", 0)
-	if _, err := q.item(kv); err != nil {
+	it, err := q.item(kv)
+	if err != nil {
 		return q.bury(ctx, kv, err, []clientv3.Cmp{unclaimed}, nil)
 	}
 	lease, err := q.claimLease(ctx)
@@ -413,7 +414,7 @@ func (q *Queue[T]) claim(ctx context.Context, kv *mvccpb.KeyValue) (Item[T], boo
 		q.forget(claimKey)
 		return Item[T]{}, false, nil
 	}
-	return q.deliver(ctx, kv, claimKey, resp.Header.Revision)
+	return q.handOver(it, key, claimKey, resp.Header.Revision), true, nil
 }
 
 // unclaimAttempts bounds how often a claim whose outcome is unknown is
@@ -481,10 +482,14 @@ func (q *Queue[T]) deliver(ctx context.Context, kv *mvccpb.KeyValue, claimKey st
 		mine := clientv3.Compare(clientv3.CreateRevision(claimKey), "=", claimRev)
 		return q.bury(ctx, kv, err, []clientv3.Cmp{mine}, []clientv3.Op{clientv3.OpDelete(claimKey)})
 	}
-	key := string(kv.Key)
+	return q.handOver(it, string(kv.Key), claimKey, claimRev), true, nil
+}
+
+// handOver makes it the caller's, with an Ack that ends its claim.
+func (q *Queue[T]) handOver(it Item[T], key, claimKey string, claimRev int64) Item[T] {
 	it.Dequeued = claimRev
 	it.ack = func(ctx context.Context) error { return q.ack(ctx, key, claimKey, claimRev) }
-	return it, true, nil
+	return it
 }
 
 // ack deletes the item and its claim, if the claim is still this consumer's.
