@@ -3,10 +3,10 @@ package etcdkit
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -126,22 +126,28 @@ func BarrierTTL(d time.Duration) BarrierOption {
 
 // DoubleBarrier makes n participants start a step together and finish it
 // together: [DoubleBarrier.Enter] waits until n participants have entered,
-// [DoubleBarrier.Leave] until all of them have left. Each participant's
-// place is tied to a lease of its own, so one that dies stops holding the
-// others back once its lease expires. A DoubleBarrier value is one
-// participant: make one per participant.
+// [DoubleBarrier.Leave] until all of them have left. Participants go
+// through in rounds of n: those who enter once a round is full form the
+// next round, and neither counts the other, whoever of the earlier round
+// is still in. Each participant's place is tied to a lease of its own, so
+// one that dies stops holding the others back once its lease expires. A
+// DoubleBarrier value is one participant: make one per participant.
+//
+// Keys: the round being filled is numbered at key+"/round", the
+// participants of round r are under key+"/waiters/<r>/", and
+// key+"/ready/<r>" is put when round r is full. The last participant to
+// leave removes them all.
 type DoubleBarrier struct {
-	c       *Client
-	key     string
-	n       int
-	ttl     time.Duration
-	waiters string
-	ready   string
+	c     *Client
+	key   string
+	n     int
+	ttl   time.Duration
+	round string // the key holding the number of the round being filled
 
-	mu    sync.Mutex
-	lease *Lease
-	myKey string
-	myRev int64
+	mu      sync.Mutex
+	lease   *Lease
+	myKey   string
+	myRound uint64
 }
 
 // NewDoubleBarrier returns a participant of the double barrier stored under
@@ -162,13 +168,22 @@ func NewDoubleBarrier(c *Client, key string, n int, opts ...BarrierOption) (*Dou
 	case key == "":
 		return nil, &opError{op: "new double barrier", err: ErrEmptyKey}
 	}
-	return &DoubleBarrier{c: c, key: key, n: n, ttl: o.ttl, waiters: key + "/waiters/", ready: key + "/ready"}, nil
+	return &DoubleBarrier{c: c, key: key, n: n, ttl: o.ttl, round: key + "/round"}, nil
 }
 
-// Enter joins the barrier and waits until n participants have joined. It
-// fails with [ErrLocked] when n others are in already, and when ctx ends or
-// the client closes (leaving the barrier again, so nobody waits for this
-// participant).
+func (b *DoubleBarrier) waiters(round uint64) string {
+	return b.key + "/waiters/" + strconv.FormatUint(round, 10) + "/"
+}
+
+func (b *DoubleBarrier) ready(round uint64) string {
+	return b.key + "/ready/" + strconv.FormatUint(round, 10)
+}
+
+// Enter joins the round being filled and waits until n participants have
+// joined it. It fails with [ErrExists] when this participant is in
+// already, with [ErrLeaseExpired] when its place expired while it waited,
+// and when ctx ends or the client closes (leaving the barrier again, so
+// nobody waits for this participant).
 func (b *DoubleBarrier) Enter(ctx context.Context) error {
 	if err := checkCoord(ctx, b.c, "enter barrier", b.key); err != nil {
 		return err
@@ -183,7 +198,8 @@ func (b *DoubleBarrier) Enter(ctx context.Context) error {
 	return nil
 }
 
-// join puts this participant's key under a lease of its own.
+// join puts this participant's key, under a lease of its own, into the
+// round being filled.
 func (b *DoubleBarrier) join(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -197,87 +213,115 @@ func (b *DoubleBarrier) join(ctx context.Context) error {
 	if err := l.KeepAlive(); err != nil {
 		return err
 	}
-	key := fmt.Sprintf("%s%x", b.waiters, l.ID())
-	bctx, cancel := b.c.bound(ctx)
-	defer cancel()
-	resp, err := b.c.raw.KV.Put(bctx, key, "", clientv3.WithLease(clientv3.LeaseID(l.ID())))
+	round, key, err := b.joinRound(ctx, l.ID())
 	if err != nil {
+		// Revoking removes the key if the join committed after all.
 		_ = l.Revoke(context.WithoutCancel(ctx))
-		return opErr("enter barrier", key, err)
+		return err
 	}
-	b.lease, b.myKey, b.myRev = l, key, resp.Header.Revision
+	b.lease, b.myKey, b.myRound = l, key, round
 	return nil
 }
 
-// awaitFull waits until n participants are in. The ready key, put by whoever
-// sees the barrier full, counts only if written after this participant
-// joined: an old one is left from an earlier round.
+// joinRound adds a key under lease to the round being filled. Every join
+// rewrites the round key, and succeeds only if nobody else did since it
+// read the round: joins are thus one after the other, each knows how many
+// came before it, and the one that fills the round closes it (puts its
+// ready key) and opens the next in the same transaction. No round gets
+// more than n participants.
+func (b *DoubleBarrier) joinRound(ctx context.Context, lease int64) (uint64, string, error) {
+	for range maxAppendAttempts {
+		round, modRev, count, err := b.filling(ctx)
+		if err != nil {
+			return 0, "", err
+		}
+		key := fmt.Sprintf("%s%x", b.waiters(round), lease)
+		ops := []clientv3.Op{clientv3.OpPut(key, "", clientv3.WithLease(clientv3.LeaseID(lease)))}
+		if count+1 >= int64(b.n) {
+			ops = append(ops, clientv3.OpPut(b.ready(round), ""), clientv3.OpPut(b.round, strconv.FormatUint(round+1, 10)))
+		} else {
+			ops = append(ops, clientv3.OpPut(b.round, strconv.FormatUint(round, 10)))
+		}
+		bctx, cancel := b.c.bound(ctx)
+		resp, err := b.c.raw.KV.Txn(bctx).
+			If(clientv3.Compare(clientv3.ModRevision(b.round), "=", modRev)).Then(ops...).Commit()
+		cancel()
+		if err != nil {
+			return 0, "", opErr("enter barrier", key, err)
+		}
+		if resp.Succeeded {
+			return round, key, nil
+		}
+	}
+	return 0, "", &opError{op: "enter barrier", key: b.key, err: fmt.Errorf("%w: %d attempts lost to other participants", ErrConflict, maxAppendAttempts)}
+}
+
+// filling reads the number of the round being filled, the round key's mod
+// revision (0 when there is none: round 0), and how many participants of
+// that round are in.
+func (b *DoubleBarrier) filling(ctx context.Context) (round uint64, modRev, count int64, err error) {
+	bctx, cancel := b.c.bound(ctx)
+	defer cancel()
+	resp, err := b.c.raw.KV.Get(bctx, b.round)
+	if err != nil {
+		return 0, 0, 0, opErr("enter barrier", b.round, err)
+	}
+	if len(resp.Kvs) > 0 {
+		round, err = strconv.ParseUint(string(resp.Kvs[0].Value), 10, 64)
+		if err != nil {
+			return 0, 0, 0, &opError{op: "enter barrier", key: b.round, err: fmt.Errorf("%w: round key holds %q, not a round number", ErrInvalidArgument, resp.Kvs[0].Value)}
+		}
+		modRev = resp.Kvs[0].ModRevision
+	}
+	in, err := b.c.raw.KV.Get(bctx, b.waiters(round), clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(resp.Header.Revision))
+	if err != nil {
+		return 0, 0, 0, opErr("enter barrier", b.waiters(round), err)
+	}
+	return round, modRev, in.Count, nil
+}
+
+// awaitFull waits until this participant's round is full: its ready key
+// exists.
 func (b *DoubleBarrier) awaitFull(ctx context.Context) error {
+	b.mu.Lock()
+	myKey, ready := b.myKey, b.ready(b.myRound)
+	b.mu.Unlock()
 	for {
-		resp, err := b.state(ctx)
+		bctx, cancel := b.c.bound(ctx)
+		resp, err := b.c.raw.KV.Txn(bctx).Then(
+			clientv3.OpGet(ready, clientv3.WithCountOnly()),
+			clientv3.OpGet(myKey, clientv3.WithCountOnly()),
+		).Commit()
+		cancel()
+		if err != nil {
+			return opErr("enter barrier", ready, err)
+		}
+		if resp.Responses[0].GetResponseRange().Count > 0 {
+			return nil
+		}
+		if resp.Responses[1].GetResponseRange().Count == 0 {
+			return &opError{op: "enter barrier", key: myKey, err: fmt.Errorf("%w: this participant's place ended before its round was full", ErrLeaseExpired)}
+		}
+		err = waitEvent(ctx, b.c, "enter barrier", b.key+"/", resp.Header.Revision+1, func(ev *clientv3.Event) bool {
+			key := string(ev.Kv.Key)
+			return key == ready || (key == myKey && ev.Type == clientv3.EventTypeDelete)
+		})
 		if err != nil {
 			return err
 		}
-		waiters := resp.Responses[0].GetResponseRange().Kvs
-		if ready := resp.Responses[1].GetResponseRange().Kvs; len(ready) > 0 && ready[0].ModRevision > b.myRev {
-			return nil
-		}
-		pos := position(waiters, b.myKey)
-		if pos >= b.n {
-			return &opError{op: "enter barrier", key: b.key, err: fmt.Errorf("%w: the barrier is full with %d participants", ErrLocked, b.n)}
-		}
-		if len(waiters) >= b.n {
-			return b.open(ctx)
-		}
-		if err := waitEvent(ctx, b.c, "enter barrier", b.key+"/", resp.Header.Revision+1, anyEvent); err != nil {
-			return err
-		}
 	}
 }
 
-func (b *DoubleBarrier) state(ctx context.Context) (*clientv3.TxnResponse, error) {
-	bctx, cancel := b.c.bound(ctx)
-	defer cancel()
-	resp, err := b.c.raw.KV.Txn(bctx).Then(
-		clientv3.OpGet(b.waiters, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
-			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)),
-		clientv3.OpGet(b.ready, clientv3.WithKeysOnly()),
-	).Commit()
-	if err != nil {
-		return nil, opErr("enter barrier", b.key, err)
-	}
-	return resp, nil
-}
-
-func (b *DoubleBarrier) open(ctx context.Context) error {
-	bctx, cancel := b.c.bound(ctx)
-	defer cancel()
-	_, err := b.c.raw.KV.Put(bctx, b.ready, "")
-	return opErr("enter barrier", b.ready, err)
-}
-
-func anyEvent(*clientv3.Event) bool { return true }
-
-// position is the index of key among the waiters sorted by arrival, or
-// len(waiters) when it is not among them.
-func position(waiters []*mvccpb.KeyValue, key string) int {
-	for i, w := range waiters {
-		if string(w.Key) == key {
-			return i
-		}
-	}
-	return len(waiters)
-}
-
-// Leave gives up this participant's place and waits until every participant
-// has left (or its lease expired). It fails when ctx ends or the client
-// closes. Leaving without having entered does nothing.
+// Leave gives up this participant's place and waits until every
+// participant of its round has left (or its lease expired). It fails when
+// ctx ends or the client closes. Leaving without having entered does
+// nothing.
 func (b *DoubleBarrier) Leave(ctx context.Context) error {
 	if err := checkCoord(ctx, b.c, "leave barrier", b.key); err != nil {
 		return err
 	}
 	b.mu.Lock()
-	entered := b.myKey != ""
+	entered, round := b.myKey != "", b.myRound
 	b.mu.Unlock()
 	if !entered {
 		return nil
@@ -285,16 +329,25 @@ func (b *DoubleBarrier) Leave(ctx context.Context) error {
 	if err := b.quitCtx(ctx); err != nil {
 		return err
 	}
-	return b.awaitEmpty(ctx)
+	return b.awaitEmpty(ctx, round)
 }
 
-// awaitEmpty waits until no participant is left, then removes the ready key
-// unless a new round began meanwhile.
-func (b *DoubleBarrier) awaitEmpty(ctx context.Context) error {
-	noWaiters := clientv3.Compare(clientv3.CreateRevision(b.waiters), "=", 0).WithPrefix()
+// awaitEmpty waits until no participant of round is left, then removes the
+// round's ready key; or, when nobody is in any round, every key of the
+// barrier, so that it starts again from round 0 with nothing left over
+// (ready keys of rounds whose participants all died included).
+func (b *DoubleBarrier) awaitEmpty(ctx context.Context, round uint64) error {
+	empty := func(prefix string) clientv3.Cmp {
+		return clientv3.Compare(clientv3.CreateRevision(prefix), "=", 0).WithPrefix()
+	}
+	cleanup := clientv3.OpTxn(
+		[]clientv3.Cmp{empty(b.key + "/waiters/")},
+		[]clientv3.Op{clientv3.OpDelete(b.round), clientv3.OpDelete(b.key+"/ready/", clientv3.WithPrefix())},
+		[]clientv3.Op{clientv3.OpDelete(b.ready(round))},
+	)
 	for {
 		bctx, cancel := b.c.bound(ctx)
-		resp, err := b.c.raw.KV.Txn(bctx).If(noWaiters).Then(clientv3.OpDelete(b.ready)).Commit()
+		resp, err := b.c.raw.KV.Txn(bctx).If(empty(b.waiters(round))).Then(cleanup).Commit()
 		cancel()
 		if err != nil {
 			return opErr("leave barrier", b.key, err)
@@ -302,7 +355,7 @@ func (b *DoubleBarrier) awaitEmpty(ctx context.Context) error {
 		if resp.Succeeded {
 			return nil
 		}
-		err = waitEvent(ctx, b.c, "leave barrier", b.waiters, resp.Header.Revision+1, func(ev *clientv3.Event) bool {
+		err = waitEvent(ctx, b.c, "leave barrier", b.waiters(round), resp.Header.Revision+1, func(ev *clientv3.Event) bool {
 			return ev.Type == clientv3.EventTypeDelete
 		})
 		if err != nil {
@@ -322,7 +375,7 @@ func (b *DoubleBarrier) quit() {
 func (b *DoubleBarrier) quitCtx(ctx context.Context) error {
 	b.mu.Lock()
 	l := b.lease
-	b.lease, b.myKey, b.myRev = nil, "", 0
+	b.lease, b.myKey, b.myRound = nil, "", 0
 	b.mu.Unlock()
 	if l == nil {
 		return nil

@@ -1,6 +1,7 @@
 package etcdkit_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -9,6 +10,9 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 )
@@ -99,7 +103,7 @@ func TestDoubleBarrier_CrashedParticipant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Put(ctx, fmt.Sprintf("%s/waiters/%x", key, lease.ID), "", clientv3.WithLease(lease.ID)); err != nil {
+	if _, err := raw.Put(ctx, fmt.Sprintf("%s/waiters/0/%x", key, lease.ID), "", clientv3.WithLease(lease.ID)); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -121,19 +125,109 @@ func TestDoubleBarrier_CrashedParticipant(t *testing.T) {
 	wg.Wait() // bounded by testCtx: a barrier blocked forever fails the test
 }
 
-func TestDoubleBarrier_Full(t *testing.T) {
+// TestDoubleBarrier_FullRoundStartsNext: a participant that enters a full
+// round starts the next one instead of failing, and the first round's
+// Leave does not wait for it.
+func TestDoubleBarrier_FullRoundStartsNext(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	key := testPrefix(t) + "step"
-	one, _ := etcdkit.NewDoubleBarrier(newClient(t), key, 1)
-	if err := one.Enter(ctx); err != nil {
-		t.Fatal(err)
+	one, err := etcdkit.NewDoubleBarrier(newClient(t), key, 1)
+	require.NoError(t, err)
+	require.NoError(t, one.Enter(ctx))
+	next, err := etcdkit.NewDoubleBarrier(newClient(t), key, 1)
+	require.NoError(t, err)
+	require.NoError(t, next.Enter(ctx), "Enter once the round is full")
+	require.NoError(t, one.Leave(ctx), "Leave while the next round is in")
+	assert.ErrorIs(t, next.Enter(ctx), etcdkit.ErrExists, "Enter twice")
+	require.NoError(t, next.Leave(ctx))
+	resp, err := testServer.RawClient(t).Get(ctx, key, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	require.NoError(t, err)
+	assert.Zero(t, resp.Count, "keys left behind by the barrier")
+}
+
+// TestDoubleBarrier_RoundsApart: with n=2, A and B enter, A leaves while B
+// has not. C, entering next, belongs to a new round: it must wait for a
+// second participant of that round (D), not pass with B of the round
+// before.
+func TestDoubleBarrier_RoundsApart(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	key := testPrefix(t) + "step"
+	participant := func() *etcdkit.DoubleBarrier {
+		b, err := etcdkit.NewDoubleBarrier(newClient(t), key, 2)
+		require.NoError(t, err)
+		return b
 	}
-	extra, _ := etcdkit.NewDoubleBarrier(newClient(t), key, 1)
-	if err := extra.Enter(ctx); !errors.Is(err, etcdkit.ErrLocked) {
-		t.Errorf("Enter into a full barrier: err = %v, want ErrLocked", err)
+	a, b, c, d := participant(), participant(), participant(), participant()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { assert.NoError(t, a.Enter(ctx), "A enters") })
+	require.NoError(t, b.Enter(ctx), "B enters")
+	wg.Wait()
+	aLeft := make(chan error, 1)
+	go func() { aLeft <- a.Leave(ctx) }()
+
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	require.ErrorIs(t, c.Enter(short), context.DeadlineExceeded,
+		"C passed Enter alone in its round, counting B of the round before")
+
+	wg.Go(func() { assert.NoError(t, c.Enter(ctx), "C enters with D") })
+	require.NoError(t, d.Enter(ctx), "D enters with C")
+	wg.Wait()
+
+	require.NoError(t, b.Leave(ctx), "B leaves")
+	require.NoError(t, <-aLeft, "A leaves once B has")
+	wg.Go(func() { assert.NoError(t, c.Leave(ctx), "C leaves") })
+	require.NoError(t, d.Leave(ctx), "D leaves")
+	wg.Wait()
+	resp, err := testServer.RawClient(t).Get(ctx, key, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	require.NoError(t, err)
+	assert.Zero(t, resp.Count, "keys left behind by the barrier")
+}
+
+// TestDoubleBarrier_PlaceLostWhileWaiting: a participant whose key goes
+// (its lease ended) while it waits for its round fails with
+// ErrLeaseExpired rather than waiting for a round it is no longer in.
+func TestDoubleBarrier_PlaceLostWhileWaiting(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	key := testPrefix(t) + "step"
+	raw := testServer.RawClient(t)
+	b, err := etcdkit.NewDoubleBarrier(newClient(t), key, 2)
+	require.NoError(t, err)
+	entered := make(chan error, 1)
+	go func() { entered <- b.Enter(ctx) }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := raw.Delete(ctx, key+"/waiters/", clientv3.WithPrefix())
+		require.NoError(t, err)
+		if resp.Deleted > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the participant never joined")
+		time.Sleep(10 * time.Millisecond)
 	}
-	if err := one.Leave(ctx); err != nil {
-		t.Fatal(err)
-	}
+	assert.ErrorIs(t, <-entered, etcdkit.ErrLeaseExpired)
+}
+
+// TestBarrier_LeaseAndReleaseUnheld: a barrier held under a lease is lowered
+// when the lease ends, and releasing a barrier nobody holds does nothing.
+func TestBarrier_LeaseAndReleaseUnheld(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	cli := newClient(t)
+	gate := etcdkit.NewBarrier(cli, testPrefix(t)+"gate")
+	require.NoError(t, gate.Release(ctx), "Release of a barrier nobody holds")
+	require.NoError(t, gate.Wait(ctx), "Wait on a barrier nobody holds")
+
+	lease, err := cli.Grant(ctx, 2*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, gate.Hold(ctx, etcdkit.WithLease(lease)))
+	waited := make(chan error, 1)
+	go func() { waited <- gate.Wait(ctx) }()
+	require.NoError(t, lease.Revoke(ctx), "the holder's lease ends")
+	assert.NoError(t, <-waited, "Wait once the holder's lease ended")
 }

@@ -13,25 +13,47 @@ import (
 
 // Queue is a FIFO queue of T in etcd, shared by any number of producers and
 // consumers on any number of clients. Items are dequeued in the order etcd
-// committed their Enqueue, and each item goes to exactly one consumer.
+// committed their Enqueue.
 //
-// By default an item leaves the queue when it is dequeued: if its consumer
-// dies before finishing it, it is lost (at-most-once). With [AtLeastOnce], a
-// dequeued item is only claimed, under a lease of its consumer, and leaves
-// the queue on [Item.Ack]; if the consumer dies first, the claim expires
-// and the item is handed to another consumer.
+// What a consumer is promised depends on the mode:
+//
+//   - By default (at most once) an item leaves the queue when it is
+//     dequeued, and no item is delivered twice. An item is lost when its
+//     consumer dies before finishing it, and when Dequeue fails with an
+//     outcome it cannot know (a timeout, a connection lost after the
+//     request went out): the removal may have committed, and the item is
+//     then neither delivered nor in the queue any more.
+//   - With [AtLeastOnce], a dequeued item is only claimed, under a lease of
+//     its consumer, and leaves the queue on [Item.Ack]; no item is lost. If
+//     the consumer dies first, the claim expires and the item goes to
+//     another consumer, so an item can be delivered more than once. A claim
+//     whose outcome Dequeue cannot know is handed back to the queue before
+//     Dequeue returns its error; when that cannot be confirmed either (or the
+//     claim lands later), the same Queue's next Dequeue delivers it, and
+//     [Queue.Close] or the end of the lease hands it back.
+//
+// In both modes, a value that does not decode is moved, bytes intact, to
+// the dead letters (see [WithDeadLetter]) and reported by Dequeue as a
+// [*DecodeError]; the items after it are delivered as usual.
 //
 // Keys: items live under prefix+"items/", claims under prefix+"claims/",
-// the last item number given out at prefix+"seq/".
+// the last item number given out at prefix+"seq/", dead letters under
+// prefix+"dead/" unless [WithDeadLetter] says otherwise.
 type Queue[T any] struct {
 	kv       *KV[T]
 	items    string
 	claims   string
 	seq      string
+	dead     string
 	claimTTL time.Duration // 0: at-most-once
 
 	mu    sync.Mutex
 	lease *Lease // the claims' lease, granted on first use and replaced when lost
+	// held names the claims under lease that this Queue is making or has
+	// delivered. A claim under lease that is not in it was made by a
+	// Dequeue that failed without knowing it: an orphan, which the next
+	// Dequeue delivers.
+	held map[string]bool
 }
 
 // Item is a dequeued value.
@@ -47,7 +69,9 @@ type Item[T any] struct {
 // Ack tells the queue the item is done, so it is never delivered again. It
 // is needed only with [AtLeastOnce]; otherwise it does nothing. It fails with
 // [ErrLeaseExpired] when the claim was lost first (the consumer's lease
-// expired): the item may then be delivered to another consumer.
+// expired): the item may then be delivered to another consumer. An Ack that
+// fails otherwise may have committed; calling it again is safe, and returns
+// [ErrLeaseExpired] if the first one did commit.
 func (it Item[T]) Ack(ctx context.Context) error {
 	if it.ack == nil {
 		return nil
@@ -62,6 +86,7 @@ type QueueOption interface {
 
 type queueOptions struct {
 	claimTTL time.Duration
+	dead     string
 }
 
 type queueOptionFunc func(*queueOptions)
@@ -77,10 +102,19 @@ func AtLeastOnce(ttl time.Duration) QueueOption {
 	return queueOptionFunc(func(o *queueOptions) { o.claimTTL = ttl })
 }
 
+// WithDeadLetter sets the prefix values that do not decode are moved to:
+// an item's dead letter is the prefix followed by the item's number (its
+// key without "items/"). It is never overwritten: give each queue a
+// dead-letter prefix of its own. The default is the queue's prefix +
+// "dead/".
+func WithDeadLetter(prefix string) QueueOption {
+	return queueOptionFunc(func(o *queueOptions) { o.dead = prefix })
+}
+
 // NewQueue returns the queue stored under prefix, its values encoded with
 // codec.
 func NewQueue[T any](c *Client, prefix string, codec Codec[T], opts ...QueueOption) *Queue[T] {
-	var o queueOptions
+	o := queueOptions{dead: prefix + "dead/"}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.applyQueue(&o)
@@ -91,6 +125,7 @@ func NewQueue[T any](c *Client, prefix string, codec Codec[T], opts ...QueueOpti
 		items:    prefix + "items/",
 		claims:   prefix + "claims/",
 		seq:      prefix + "seq/",
+		dead:     o.dead,
 		claimTTL: o.claimTTL,
 	}
 }
@@ -177,91 +212,159 @@ func (q *Queue[T]) dequeue(ctx context.Context, wait bool) (Item[T], error) {
 		return Item[T]{}, err
 	}
 	for {
-		free, rev, err := q.free(ctx)
+		v, err := q.scan(ctx)
 		if err != nil {
 			return Item[T]{}, err
 		}
-		if len(free) == 0 {
-			if !wait {
-				return Item[T]{}, &opError{op: "dequeue", key: q.items, err: fmt.Errorf("%w: the queue is empty", ErrNotFound)}
-			}
-			if err := q.waitChange(ctx, rev); err != nil {
-				return Item[T]{}, err
-			}
-			continue
+		if it, ok, err := q.takeFirst(ctx, v); err != nil || ok {
+			return it, err
 		}
-		// When another consumer takes an item first, that item is gone (or
-		// claimed), so trying the next one keeps the queue's order and saves
-		// a read per lost race.
-		for _, kv := range free {
-			it, ok, err := q.take(ctx, kv)
-			if err != nil || ok {
-				return it, err
-			}
+		if len(v.free) > 0 || len(v.orphans) > 0 {
+			continue // others were first: read the queue again
+		}
+		if !wait {
+			return Item[T]{}, &opError{op: "dequeue", key: q.items, err: fmt.Errorf("%w: the queue is empty", ErrNotFound)}
+		}
+		if err := q.waitChange(ctx, v.rev, v.lease); err != nil {
+			return Item[T]{}, err
 		}
 	}
+}
+
+// takeFirst delivers this Queue's orphaned claims first (they are its own,
+// and were at the head of the queue when claimed), then the first free item
+// no other consumer takes first. When another consumer takes an item first,
+// that item is gone (or claimed), so trying the next one keeps the queue's
+// order and saves a read per lost race.
+func (q *Queue[T]) takeFirst(ctx context.Context, v queueView) (Item[T], bool, error) {
+	for _, c := range v.orphans {
+		if it, ok, err := q.adopt(ctx, c); err != nil || ok {
+			return it, ok, err
+		}
+	}
+	for _, kv := range v.free {
+		if it, ok, err := q.take(ctx, kv); err != nil || ok {
+			return it, ok, err
+		}
+	}
+	return Item[T]{}, false, nil
 }
 
 // dequeuePage is how many items a consumer reads at once: enough that
 // consumers racing for the head of the queue rarely read it again.
 const dequeuePage = 16
 
-// free returns the first items nobody has claimed, in order, and the
-// revision they were read at. Claims are few (one per busy consumer), so
-// reading them all and as many more items as there are claims always finds
-// the free items among the first ones.
-func (q *Queue[T]) free(ctx context.Context) ([]*mvccpb.KeyValue, int64, error) {
+// queueView is what a consumer reads before taking an item.
+type queueView struct {
+	free    []*mvccpb.KeyValue // the first items nobody claimed, in order
+	orphans []*mvccpb.KeyValue // claims under lease that no Dequeue of this Queue delivered
+	rev     int64              // the revision it was read at
+	lease   int64              // this Queue's claim lease, 0 if it has none
+}
+
+// scan reads the first items nobody has claimed.
+func (q *Queue[T]) scan(ctx context.Context) (queueView, error) {
+	if q.claimTTL != 0 {
+		return q.scanClaimed(ctx)
+	}
 	bctx, cancel := q.kv.c.bound(ctx)
 	defer cancel()
-	if q.claimTTL == 0 {
-		resp, err := q.kv.c.raw.KV.Get(bctx, q.items, clientv3.WithPrefix(), clientv3.WithLimit(dequeuePage))
-		if err != nil {
-			return nil, 0, opErr("dequeue", q.items, err)
-		}
-		return resp.Kvs, resp.Header.Revision, nil
-	}
-	claims, err := q.kv.c.raw.KV.Get(bctx, q.claims, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := q.kv.c.raw.KV.Get(bctx, q.items, clientv3.WithPrefix(), clientv3.WithLimit(dequeuePage))
 	if err != nil {
-		return nil, 0, opErr("dequeue", q.claims, err)
+		return queueView{}, opErr("dequeue", q.items, err)
 	}
+	return queueView{free: resp.Kvs, rev: resp.Header.Revision}, nil
+}
+
+// scanClaimed is scan for [AtLeastOnce]. Claims are few (one per busy
+// consumer), so reading them all and as many more items as there are
+// claims always finds the free items among the first ones. Claims are read
+// with their (empty) values: a keys-only read leaves out their lease, which
+// tells this Queue's orphans apart.
+func (q *Queue[T]) scanClaimed(ctx context.Context) (queueView, error) {
+	bctx, cancel := q.kv.c.bound(ctx)
+	defer cancel()
+	v := queueView{lease: q.leaseID()}
+	claims, err := q.kv.c.raw.KV.Get(bctx, q.claims, clientv3.WithPrefix())
+	if err != nil {
+		return queueView{}, opErr("dequeue", q.claims, err)
+	}
+	v.rev = claims.Header.Revision
 	claimed := make(map[string]bool, len(claims.Kvs))
 	for _, c := range claims.Kvs {
 		claimed[strings.TrimPrefix(string(c.Key), q.claims)] = true
-	}
-	items, err := q.kv.c.raw.KV.Get(bctx, q.items, clientv3.WithPrefix(),
-		clientv3.WithLimit(int64(len(claimed)+dequeuePage)), clientv3.WithRev(claims.Header.Revision))
-	if err != nil {
-		return nil, 0, opErr("dequeue", q.items, err)
-	}
-	free := items.Kvs[:0]
-	for _, it := range items.Kvs {
-		if !claimed[strings.TrimPrefix(string(it.Key), q.items)] {
-			free = append(free, it)
+		if v.lease != 0 && c.Lease == v.lease && !q.isHeld(string(c.Key)) {
+			v.orphans = append(v.orphans, c)
 		}
 	}
-	return free, claims.Header.Revision, nil
+	items, err := q.kv.c.raw.KV.Get(bctx, q.items, clientv3.WithPrefix(),
+		clientv3.WithLimit(int64(len(claimed)+dequeuePage)), clientv3.WithRev(v.rev))
+	if err != nil {
+		return queueView{}, opErr("dequeue", q.items, err)
+	}
+	for _, it := range items.Kvs {
+		if !claimed[strings.TrimPrefix(string(it.Key), q.items)] {
+			v.free = append(v.free, it)
+		}
+	}
+	return v, nil
 }
 
 // take removes (or claims) the item, unless another consumer was first.
 func (q *Queue[T]) take(ctx context.Context, kv *mvccpb.KeyValue) (Item[T], bool, error) {
+	if q.claimTTL != 0 {
+		return q.claim(ctx, kv)
+	}
 	it, err := q.item(kv)
 	if err != nil {
-		return Item[T]{}, false, err
+		return q.bury(ctx, kv, err, nil, nil)
 	}
-	if q.claimTTL == 0 {
-		rev, err := q.remove(ctx, kv)
-		it.Dequeued = rev
-		return it, rev != 0, err
-	}
-	return q.claim(ctx, kv, it)
+	rev, err := q.remove(ctx, kv)
+	it.Dequeued = rev
+	return it, rev != 0, err
 }
 
+// item decodes kv; the error is the codec's.
 func (q *Queue[T]) item(kv *mvccpb.KeyValue) (Item[T], error) {
-	e, err := q.kv.entry(kv)
+	v, err := q.kv.codec.Decode(kv.Value)
 	if err != nil {
-		return Item[T]{}, &opError{op: "dequeue", key: string(kv.Key), err: err}
+		return Item[T]{}, err
 	}
-	return Item[T]{Key: "items/" + e.Key, Value: e.Value, Revision: kv.CreateRevision}, nil
+	return Item[T]{Key: q.relKey(kv.Key), Value: v, Revision: kv.CreateRevision}, nil
+}
+
+// relKey is an item's key relative to the queue's prefix: "items/<number>".
+func (q *Queue[T]) relKey(key []byte) string {
+	return "items/" + strings.TrimPrefix(string(key), q.items)
+}
+
+// bury moves an item that does not decode to the dead letters, if it is
+// unchanged and the conditions hold, and reports it as a *DecodeError. It
+// returns false when another consumer took the item first. Its bytes are
+// never lost: the move is one transaction, and a dead letter is never
+// overwritten. A move whose outcome is unknown fails with that error; the
+// next Dequeue finds the item gone (moved) or moves it then.
+func (q *Queue[T]) bury(ctx context.Context, kv *mvccpb.KeyValue, decodeErr error, cmps []clientv3.Cmp, ops []clientv3.Op) (Item[T], bool, error) {
+	key := string(kv.Key)
+	deadKey := q.dead + strings.TrimPrefix(key, q.items)
+	cmps = append(cmps,
+		clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision),
+		clientv3.Compare(clientv3.CreateRevision(deadKey), "=", 0))
+	ops = append(ops, clientv3.OpPut(deadKey, string(kv.Value)), clientv3.OpDelete(key))
+	bctx, cancel := q.kv.c.bound(ctx)
+	defer cancel()
+	resp, err := q.kv.c.raw.KV.Txn(bctx).If(cmps...).Then(ops...).
+		Else(clientv3.OpGet(deadKey, clientv3.WithCountOnly())).Commit()
+	if err != nil {
+		return Item[T]{}, false, opErr("dequeue", key, err)
+	}
+	if !resp.Succeeded {
+		if resp.Responses[0].GetResponseRange().Count > 0 {
+			return Item[T]{}, false, &opError{op: "dequeue", key: key, err: fmt.Errorf("%w: %w, and its dead letter %q is taken", ErrExists, &DecodeError{Key: q.relKey(kv.Key), Err: decodeErr}, deadKey)}
+		}
+		return Item[T]{}, false, nil
+	}
+	return Item[T]{}, true, &opError{op: "dequeue", key: key, err: fmt.Errorf("%w; its value was moved to %q", &DecodeError{Key: q.relKey(kv.Key), Err: decodeErr}, deadKey)}
 }
 
 // remove deletes the item if it is unchanged, and returns the revision of
@@ -282,29 +385,111 @@ func (q *Queue[T]) remove(ctx context.Context, kv *mvccpb.KeyValue) (int64, erro
 	return resp.Header.Revision, nil
 }
 
-func (q *Queue[T]) claim(ctx context.Context, kv *mvccpb.KeyValue, it Item[T]) (Item[T], bool, error) {
+// claim claims a free item for this consumer, unless another was first.
+func (q *Queue[T]) claim(ctx context.Context, kv *mvccpb.KeyValue) (Item[T], bool, error) {
+	key := string(kv.Key)
+	claimKey := q.claims + strings.TrimPrefix(key, q.items)
+	unclaimed := clientv3.Compare(clientv3.CreateRevision(claimKey), "=", 0)
+	it, err := q.item(kv)
+	if err != nil {
+		return q.bury(ctx, kv, err, []clientv3.Cmp{unclaimed}, nil)
+	}
 	lease, err := q.claimLease(ctx)
 	if err != nil {
 		return Item[T]{}, false, err
 	}
-	key := string(kv.Key)
-	claimKey := q.claims + strings.TrimPrefix(key, q.items)
+	if !q.hold(claimKey) {
+		return Item[T]{}, false, nil // another Dequeue of this Queue is on it
+	}
 	bctx, cancel := q.kv.c.bound(ctx)
 	defer cancel()
 	resp, err := q.kv.c.raw.KV.Txn(bctx).If(
-		clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision),
-		clientv3.Compare(clientv3.CreateRevision(claimKey), "=", 0),
+		clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision), unclaimed,
 	).Then(clientv3.OpPut(claimKey, "", clientv3.WithLease(clientv3.LeaseID(lease.ID())))).Commit()
 	if err != nil {
+		q.unclaim(claimKey, lease.ID())
 		return Item[T]{}, false, opErr("dequeue", key, err)
 	}
 	if !resp.Succeeded {
+		q.forget(claimKey)
 		return Item[T]{}, false, nil
 	}
-	claimRev := resp.Header.Revision
+	return q.handOver(it, key, claimKey, resp.Header.Revision), true, nil
+}
+
+// unclaimAttempts bounds how often a claim whose outcome is unknown is
+// handed back before Dequeue returns.
+const unclaimAttempts = 3
+
+// unclaim hands back a claim whose outcome is unknown, before Dequeue
+// returns its error, so that another consumer can take the item at once.
+// Deleting the claim key if it is under this Queue's lease is right either
+// way: if the claim did not commit, the key is absent or another
+// consumer's. The claim may also stay (every delete failed) or land later
+// (it was still in flight): forgetting it makes it an orphan, which this
+// Queue's next Dequeue delivers, and which Close or the lease's end hands
+// back at the latest. No path strands the item.
+func (q *Queue[T]) unclaim(claimKey string, lease int64) {
+	defer q.forget(claimKey)
+	for range unclaimAttempts {
+		ctx, cancel := context.WithTimeout(q.kv.c.ctx, closeGrace)
+		_, err := q.kv.c.raw.KV.Txn(ctx).
+			If(clientv3.Compare(clientv3.LeaseValue(claimKey), "=", lease)).
+			Then(clientv3.OpDelete(claimKey)).Commit()
+		cancel()
+		if err == nil {
+			return
+		}
+	}
+}
+
+// adopt delivers an orphan: a claim of this Queue's lease that the Dequeue
+// which made it could not confirm. The claim stands, so the item is this
+// consumer's already; it is delivered unless it went meanwhile.
+func (q *Queue[T]) adopt(ctx context.Context, c *mvccpb.KeyValue) (Item[T], bool, error) {
+	claimKey := string(c.Key)
+	if !q.hold(claimKey) {
+		return Item[T]{}, false, nil
+	}
+	key := q.items + strings.TrimPrefix(claimKey, q.claims)
+	bctx, cancel := q.kv.c.bound(ctx)
+	defer cancel()
+	resp, err := q.kv.c.raw.KV.Txn(bctx).
+		If(clientv3.Compare(clientv3.CreateRevision(claimKey), "=", c.CreateRevision)).
+		Then(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		q.forget(claimKey)
+		return Item[T]{}, false, opErr("dequeue", key, err)
+	}
+	if !resp.Succeeded { // acknowledged, or the lease ended
+		q.forget(claimKey)
+		return Item[T]{}, false, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 { // the item was deleted by hand: drop its claim
+		q.unclaim(claimKey, c.Lease)
+		return Item[T]{}, false, nil
+	}
+	return q.deliver(ctx, kvs[0], claimKey, c.CreateRevision)
+}
+
+// deliver hands over an item this consumer has claimed, or buries it (with
+// its claim) when it does not decode.
+func (q *Queue[T]) deliver(ctx context.Context, kv *mvccpb.KeyValue, claimKey string, claimRev int64) (Item[T], bool, error) {
+	it, err := q.item(kv)
+	if err != nil {
+		defer q.forget(claimKey)
+		mine := clientv3.Compare(clientv3.CreateRevision(claimKey), "=", claimRev)
+		return q.bury(ctx, kv, err, []clientv3.Cmp{mine}, []clientv3.Op{clientv3.OpDelete(claimKey)})
+	}
+	return q.handOver(it, string(kv.Key), claimKey, claimRev), true, nil
+}
+
+// handOver makes it the caller's, with an Ack that ends its claim.
+func (q *Queue[T]) handOver(it Item[T], key, claimKey string, claimRev int64) Item[T] {
 	it.Dequeued = claimRev
 	it.ack = func(ctx context.Context) error { return q.ack(ctx, key, claimKey, claimRev) }
-	return it, true, nil
+	return it
 }
 
 // ack deletes the item and its claim, if the claim is still this consumer's.
@@ -318,8 +503,11 @@ func (q *Queue[T]) ack(ctx context.Context, key, claimKey string, claimRev int64
 		If(clientv3.Compare(clientv3.CreateRevision(claimKey), "=", claimRev)).
 		Then(clientv3.OpDelete(key), clientv3.OpDelete(claimKey)).Commit()
 	if err != nil {
+		// The claim stays held: if the delete did not commit, the item is
+		// still this consumer's, and Ack may be called again.
 		return opErr("ack", key, err)
 	}
+	q.forget(claimKey)
 	if !resp.Succeeded {
 		return &opError{op: "ack", key: key, err: fmt.Errorf("%w: the claim was lost, the item may be delivered again", ErrLeaseExpired)}
 	}
@@ -341,18 +529,57 @@ func (q *Queue[T]) claimLease(ctx context.Context) (*Lease, error) {
 	if err := l.KeepAlive(); err != nil {
 		return nil, err
 	}
-	q.lease = l
+	q.lease, q.held = l, map[string]bool{}
 	return l, nil
 }
 
+// leaseID is the ID of the live claim lease, or 0.
+func (q *Queue[T]) leaseID() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.lease == nil || q.lease.Err() != nil {
+		return 0
+	}
+	return q.lease.ID()
+}
+
+// hold marks a claim as this Queue's to make or deliver, and says false if
+// it was already.
+func (q *Queue[T]) hold(claimKey string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.held == nil {
+		q.held = map[string]bool{}
+	}
+	if q.held[claimKey] {
+		return false
+	}
+	q.held[claimKey] = true
+	return true
+}
+
+func (q *Queue[T]) isHeld(claimKey string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.held[claimKey]
+}
+
+func (q *Queue[T]) forget(claimKey string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.held, claimKey)
+}
+
 // waitChange waits for the next change under the queue's prefix after rev:
-// an item put, or a claim released.
-func (q *Queue[T]) waitChange(ctx context.Context, rev int64) error {
+// an item put, a claim released, or a claim of lease (an orphan: a claim
+// that landed after its Dequeue gave up) made.
+func (q *Queue[T]) waitChange(ctx context.Context, rev, lease int64) error {
 	prefix := strings.TrimSuffix(q.items, "items/")
 	return waitEvent(ctx, q.kv.c, "dequeue", prefix, rev+1, func(ev *clientv3.Event) bool {
 		key := string(ev.Kv.Key)
 		return (ev.IsCreate() && strings.HasPrefix(key, q.items)) ||
-			(ev.Type == clientv3.EventTypeDelete && strings.HasPrefix(key, q.claims))
+			(ev.Type == clientv3.EventTypeDelete && strings.HasPrefix(key, q.claims)) ||
+			(ev.IsCreate() && lease != 0 && ev.Kv.Lease == lease && strings.HasPrefix(key, q.claims))
 	})
 }
 

@@ -12,7 +12,11 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	recipe "go.etcd.io/etcd/client/v3/experimental/recipes"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/etcdtest"
 )
 
 type job struct {
@@ -445,4 +449,256 @@ func BenchmarkQueue(b *testing.B) {
 			}
 		}
 	})
+}
+
+// enqueueAll puts values into q in order.
+func enqueueAll(t testing.TB, q *etcdkit.Queue[string], values ...string) {
+	t.Helper()
+	for _, v := range values {
+		_, err := q.Enqueue(testCtx(t), v)
+		require.NoError(t, err, "Enqueue %q", v)
+	}
+}
+
+// TestQueue_AtLeastOnce_AmbiguousClaimIsReleased: a claim that commits while
+// Dequeue fails is handed back before Dequeue returns, so another consumer
+// gets the item while the first one lives on.
+func TestQueue_AtLeastOnce_AmbiguousClaimIsReleased(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	prefix := testPrefix(t)
+	opt := etcdkit.AtLeastOnce(10 * time.Second)
+	f := etcdtest.NewFaults()
+	consumer := etcdkit.NewQueue(testServer.Client(t, etcdtest.WithFaults(f)), prefix, etcdkit.String(), opt)
+	other := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String(), opt)
+	enqueueAll(t, other, "one")
+
+	f.Inject(etcdtest.RPCTxn, etcdtest.CommitThenFail, 1, 0)
+	_, err := consumer.Dequeue(ctx)
+	require.Error(t, err, "Dequeue whose claim committed then failed")
+	require.EqualValues(t, 1, f.Injected(), "the fault was used")
+
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	it, err := other.Dequeue(wctx)
+	require.NoError(t, err, "the item must go back to the queue while its first consumer lives")
+	assert.Equal(t, "one", it.Value)
+	assert.NoError(t, it.Ack(ctx))
+}
+
+// TestQueue_AtLeastOnce_LateClaimIsDelivered: a claim that lands after
+// Dequeue gave up (and after its clean-up) is delivered by the same
+// consumer's next Dequeue, ahead of later items.
+func TestQueue_AtLeastOnce_LateClaimIsDelivered(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	prefix := testPrefix(t)
+	f := etcdtest.NewFaults()
+	consumer := etcdkit.NewQueue(testServer.Client(t, etcdtest.WithFaults(f)), prefix, etcdkit.String(), etcdkit.AtLeastOnce(10*time.Second))
+	enqueueAll(t, consumer, "one", "two")
+
+	f.Inject(etcdtest.RPCTxn, etcdtest.FailThenCommit, 1, 300*time.Millisecond)
+	_, err := consumer.Dequeue(ctx)
+	require.Error(t, err, "Dequeue whose claim failed, then landed")
+	f.Wait() // the claim has landed now
+
+	for _, want := range []string{"one", "two"} {
+		it, err := consumer.TryDequeue(ctx)
+		require.NoError(t, err, "TryDequeue, want %q", want)
+		assert.Equal(t, want, it.Value)
+		assert.NoError(t, it.Ack(ctx), "Ack %q", want)
+	}
+	_, err = consumer.TryDequeue(ctx)
+	assert.ErrorIs(t, err, etcdkit.ErrNotFound, "nothing is delivered twice")
+}
+
+// TestQueue_AtLeastOnce_AmbiguousAck: an Ack that commits and then fails
+// leaves the item done: it is not delivered again.
+func TestQueue_AtLeastOnce_AmbiguousAck(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	f := etcdtest.NewFaults()
+	q := etcdkit.NewQueue(testServer.Client(t, etcdtest.WithFaults(f)), testPrefix(t), etcdkit.String(), etcdkit.AtLeastOnce(10*time.Second))
+	enqueueAll(t, q, "one")
+	it, err := q.Dequeue(ctx)
+	require.NoError(t, err)
+	f.Inject(etcdtest.RPCTxn, etcdtest.CommitThenFail, 1, 0)
+	require.Error(t, it.Ack(ctx), "Ack that committed then failed")
+	assert.ErrorIs(t, it.Ack(ctx), etcdkit.ErrLeaseExpired, "Ack again after it committed")
+	_, err = q.TryDequeue(ctx)
+	assert.ErrorIs(t, err, etcdkit.ErrNotFound, "an acknowledged item came back")
+}
+
+// TestQueue_AtMostOnce_AmbiguousDequeue: in the default mode, a Dequeue
+// whose removal committed and then failed has taken the item out of the
+// queue: it is never delivered to anyone, so never twice.
+func TestQueue_AtMostOnce_AmbiguousDequeue(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	prefix := testPrefix(t)
+	f := etcdtest.NewFaults()
+	consumer := etcdkit.NewQueue(testServer.Client(t, etcdtest.WithFaults(f)), prefix, etcdkit.String())
+	other := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String())
+	enqueueAll(t, other, "one", "two")
+
+	f.Inject(etcdtest.RPCTxn, etcdtest.CommitThenFail, 1, 0)
+	_, err := consumer.Dequeue(ctx)
+	require.Error(t, err, "Dequeue whose removal committed then failed")
+	it, err := other.TryDequeue(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "two", it.Value, "the item being taken must not be delivered again")
+}
+
+// TestQueue_AmbiguousEnqueue: an Enqueue that commits and then fails has
+// added the item.
+func TestQueue_AmbiguousEnqueue(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	f := etcdtest.NewFaults()
+	q := etcdkit.NewQueue(testServer.Client(t, etcdtest.WithFaults(f)), testPrefix(t), etcdkit.String())
+	f.Inject(etcdtest.RPCTxn, etcdtest.CommitThenFail, 1, 0)
+	_, err := q.Enqueue(ctx, "one")
+	require.Error(t, err)
+	it, err := q.TryDequeue(ctx)
+	require.NoError(t, err, "the item of a failed Enqueue may be in the queue")
+	assert.Equal(t, "one", it.Value)
+}
+
+// TestQueue_UndecodableItem: a value the codec rejects is handed to the
+// consumer as a *DecodeError naming its key, and moved to the dead letters
+// with its bytes intact; the items after it are delivered.
+func TestQueue_UndecodableItem(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		opts []etcdkit.QueueOption
+	}{
+		{"at most once", nil},
+		{"at least once", []etcdkit.QueueOption{etcdkit.AtLeastOnce(10 * time.Second)}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			prefix := testPrefix(t)
+			raw := testServer.RawClient(t)
+			q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job](), mode.opts...)
+			_, err := q.Enqueue(ctx, job{Seq: 1})
+			require.NoError(t, err)
+			// The next number, written raw: the queue's own Enqueue could not
+			// store bytes its codec rejects.
+			badKey := prefix + "items/00000000000000000002"
+			_, err = raw.Put(ctx, badKey, "not json")
+			require.NoError(t, err)
+			_, err = raw.Put(ctx, prefix+"seq/", "00000000000000000002")
+			require.NoError(t, err)
+			_, err = q.Enqueue(ctx, job{Seq: 3})
+			require.NoError(t, err)
+
+			it, err := q.Dequeue(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, 1, it.Value.Seq)
+			assert.NoError(t, it.Ack(ctx))
+
+			_, err = q.Dequeue(ctx)
+			var de *etcdkit.DecodeError
+			require.ErrorAs(t, err, &de, "the undecodable item")
+			assert.Equal(t, "items/00000000000000000002", de.Key)
+
+			it, err = q.Dequeue(ctx)
+			require.NoError(t, err, "the item after the undecodable one")
+			assert.Equal(t, 3, it.Value.Seq)
+			assert.NoError(t, it.Ack(ctx))
+
+			dead, err := raw.Get(ctx, prefix+"dead/00000000000000000002")
+			require.NoError(t, err)
+			require.Len(t, dead.Kvs, 1, "the dead letter")
+			assert.Equal(t, "not json", string(dead.Kvs[0].Value))
+			left, err := raw.Get(ctx, prefix+"items/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+			require.NoError(t, err)
+			assert.Zero(t, left.Count, "items left in the queue")
+		})
+	}
+}
+
+// TestQueue_DeadLetterPrefix: WithDeadLetter puts undecodable values where
+// it says.
+func TestQueue_DeadLetterPrefix(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	prefix := testPrefix(t)
+	raw := testServer.RawClient(t)
+	_, err := raw.Put(ctx, prefix+"items/00000000000000000001", "not json")
+	require.NoError(t, err)
+	q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job](), etcdkit.WithDeadLetter(prefix+"graveyard/"))
+	_, err = q.TryDequeue(ctx)
+	var de *etcdkit.DecodeError
+	require.ErrorAs(t, err, &de)
+	dead, err := raw.Get(ctx, prefix+"graveyard/00000000000000000001")
+	require.NoError(t, err)
+	require.Len(t, dead.Kvs, 1, "the dead letter")
+	assert.Equal(t, "not json", string(dead.Kvs[0].Value))
+}
+
+// TestAppend_NeverOverwrites: a key already at the next number (written by
+// someone who did not move the counter) is kept, and Append takes the
+// number after it.
+func TestAppend_NeverOverwrites(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	prefix := testPrefix(t)
+	_, err := testServer.RawClient(t).Put(ctx, prefix+"00000000000000000001", "first")
+	require.NoError(t, err)
+	kv := etcdkit.NewKV(newClient(t), prefix, etcdkit.String())
+	key, _, err := kv.Append(ctx, "second")
+	require.NoError(t, err)
+	assert.Equal(t, "00000000000000000002", key)
+	got, err := kv.Get(ctx, "00000000000000000001")
+	require.NoError(t, err)
+	assert.Equal(t, "first", got.Value, "the existing key was overwritten")
+}
+
+// TestAppend_RaceForOneNumber: appenders on separate clients keep every
+// item, however their reads of the counter interleave.
+func TestAppend_RaceForOneNumber(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	prefix := testPrefix(t)
+	const appenders, each = 4, 10
+	var wg sync.WaitGroup
+	for a := range appenders {
+		kv := etcdkit.NewKV(newClient(t), prefix, etcdkit.String())
+		wg.Go(func() {
+			for i := range each {
+				_, _, err := kv.Append(ctx, fmt.Sprintf("%d-%d", a, i))
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	resp, err := testServer.RawClient(t).Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	require.NoError(t, err)
+	assert.EqualValues(t, appenders*each, resp.Count)
+}
+
+// TestQueue_DeadLetterNeverOverwritten: when an undecodable item's dead
+// letter is taken already, both values are kept and Dequeue says so.
+func TestQueue_DeadLetterNeverOverwritten(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	prefix := testPrefix(t)
+	raw := testServer.RawClient(t)
+	_, err := raw.Put(ctx, prefix+"dead/00000000000000000001", "older")
+	require.NoError(t, err)
+	_, err = raw.Put(ctx, prefix+"items/00000000000000000001", "not json")
+	require.NoError(t, err)
+	q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job]())
+	_, err = q.TryDequeue(ctx)
+	var de *etcdkit.DecodeError
+	assert.ErrorAs(t, err, &de)
+	assert.ErrorIs(t, err, etcdkit.ErrExists)
+	for key, want := range map[string]string{"dead/00000000000000000001": "older", "items/00000000000000000001": "not json"} {
+		resp, err := raw.Get(ctx, prefix+key)
+		require.NoError(t, err)
+		require.Len(t, resp.Kvs, 1, key)
+		assert.Equal(t, want, string(resp.Kvs[0].Value), key)
+	}
 }

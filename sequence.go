@@ -31,8 +31,9 @@ func SequenceKey(prefix string) string { return "__etcdkit/seq/" + prefix }
 // revision of the write. The last number given out is kept at
 // [SequenceKey](prefix).
 //
-// Concurrent appends retry on contention; after many failed attempts Append
-// fails with [ErrConflict].
+// Append never overwrites a key: a number already in use under the prefix
+// (a key written by other means) is skipped. Concurrent appends retry on
+// contention; after many failed attempts Append fails with [ErrConflict].
 func (kv *KV[T]) Append(ctx context.Context, v T) (string, int64, error) {
 	if err := kv.check("append", "-"); err != nil {
 		return "", 0, err
@@ -46,9 +47,12 @@ func (kv *KV[T]) Append(ctx context.Context, v T) (string, int64, error) {
 
 // appendSeq writes val at prefix+<n+1>, where n is the number kept at
 // counter, and moves the counter to n+1 in the same transaction, if nobody
-// moved it meanwhile. Each call costs one read and one write whatever the
-// number of keys under prefix.
+// moved it meanwhile and nothing is stored at that key yet: an existing key
+// (written by hand, or left when the counter was reset) is never
+// overwritten, and the next attempt takes the number after it. Each call
+// costs one read and one write whatever the number of keys under prefix.
 func appendSeq(ctx context.Context, c *Client, op, counter, prefix, val string) (string, int64, error) {
+	var taken uint64 // the highest number found in use although the counter was below it
 	for range maxAppendAttempts {
 		if err := ctx.Err(); err != nil {
 			return "", 0, &opError{op: op, key: prefix, err: err}
@@ -57,21 +61,39 @@ func appendSeq(ctx context.Context, c *Client, op, counter, prefix, val string) 
 		if err != nil {
 			return "", 0, err
 		}
-		name := formatSeq(last + 1)
-		bctx, cancel := c.bound(ctx)
-		resp, err := c.raw.KV.Txn(bctx).
-			If(clientv3.Compare(clientv3.ModRevision(counter), "=", modRev)).
-			Then(clientv3.OpPut(counter, name), clientv3.OpPut(prefix+name, val)).
-			Commit()
-		cancel()
-		if err != nil {
-			return "", 0, opErr(op, prefix+name, err)
+		n := max(last, taken) + 1
+		name, rev, counterMoved, err := appendAt(ctx, c, op, counter, modRev, prefix, formatSeq(n), val)
+		if err != nil || rev != 0 {
+			return name, rev, err
 		}
-		if resp.Succeeded {
-			return name, resp.Header.Revision, nil
+		if !counterMoved {
+			taken = n
 		}
 	}
 	return "", 0, &opError{op: op, key: prefix, err: fmt.Errorf("%w: %d attempts lost to other writers", ErrConflict, maxAppendAttempts)}
+}
+
+// appendAt writes val at prefix+name and name at counter, if the counter is
+// still at modRev and prefix+name does not exist. It returns the revision of
+// the write, or 0 and whether the counter had moved.
+func appendAt(ctx context.Context, c *Client, op, counter string, modRev int64, prefix, name, val string) (string, int64, bool, error) {
+	bctx, cancel := c.bound(ctx)
+	defer cancel()
+	resp, err := c.raw.KV.Txn(bctx).
+		If(clientv3.Compare(clientv3.ModRevision(counter), "=", modRev),
+			clientv3.Compare(clientv3.CreateRevision(prefix+name), "=", 0)).
+		Then(clientv3.OpPut(counter, name), clientv3.OpPut(prefix+name, val)).
+		Else(clientv3.OpGet(counter, clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return "", 0, false, opErr(op, prefix+name, err)
+	}
+	if resp.Succeeded {
+		return name, resp.Header.Revision, false, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	moved := (len(kvs) > 0 && kvs[0].ModRevision != modRev) || (len(kvs) == 0 && modRev != 0)
+	return "", 0, moved, nil
 }
 
 // readSeq returns the last number given out under a counter key (0 if none)
