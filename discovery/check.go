@@ -62,7 +62,9 @@ type checkSpec struct {
 // as long as the registration is open, and sets the instance's status from
 // its results: a nil error is a success, any other a failure whose text
 // becomes the status's output. By default one failure makes the check
-// critical and one success passing again; [FailuresBeforeWarning],
+// critical and one success passing again; a failure never makes a check's
+// status better (a critical check that fails once more after a success
+// stays critical, whatever [FailuresBeforeWarning] says); [FailuresBeforeWarning],
 // [FailuresBeforeCritical] and [SuccessesBeforePassing] change that. The
 // instance's status is the worst of its checks' (and of
 // [Registration.SetStatus]'s), and each new status is written to etcd
@@ -169,10 +171,13 @@ func (ch *check) record(err error) {
 	ch.fails, ch.oks = ch.fails+1, 0
 	switch {
 	case ch.fails >= s.critAfter:
-		ch.status, ch.output = Critical, err.Error()
+		ch.status = Critical
 	case s.warnAfter > 0 && ch.fails >= s.warnAfter:
-		ch.status, ch.output = Warning, err.Error()
+		ch.status = max(ch.status, Warning) // a failure makes nothing better
+	default:
+		return
 	}
+	ch.output = err.Error()
 }
 
 // maxCheckBody bounds how much of an HTTP check's answer is read.

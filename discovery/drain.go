@@ -35,6 +35,9 @@ func DeregisterCriticalAfter(d time.Duration) RegisterOption {
 // returns ctx's error. Otherwise it returns Close's error; [etcdkit.ErrClosed]
 // when the registration was closed already.
 func (r *Registration) Drain(ctx context.Context, d time.Duration) error {
+	if r.closed() {
+		return &opError{op: "drain", key: r.key, err: etcdkit.ErrClosed}
+	}
 	r.mu.Lock()
 	r.draining = true
 	version := r.recompute()

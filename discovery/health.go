@@ -30,10 +30,11 @@ func (r *Registration) SetStatus(ctx context.Context, s Status, output string) e
 	if !s.valid() {
 		return &opError{op: "set status", key: r.key, err: fmt.Errorf("%w: status %d", etcdkit.ErrInvalidArgument, uint8(s))}
 	}
-	r.mu.Lock()
-	if r.manual.Status != s || r.manual.Output != output {
-		r.manual = Health{Status: s, Output: output}
+	if r.closed() {
+		return &opError{op: "set status", key: r.key, err: etcdkit.ErrClosed}
 	}
+	r.mu.Lock()
+	r.manual = Health{Status: s, Output: output}
 	version := r.recompute()
 	r.mu.Unlock()
 	if err := r.waitStored(ctx, version); err != nil {
@@ -60,9 +61,7 @@ func (r *Registration) Done() <-chan struct{} { return r.ended }
 // [etcdkit.ErrClosed] after the client's Close or after a deregistration
 // for being critical too long, which says so.
 func (r *Registration) Err() error {
-	select {
-	case <-r.ended:
-	default:
+	if !r.closed() {
 		return nil
 	}
 	r.mu.Lock()
@@ -75,6 +74,16 @@ func (r *Registration) Err() error {
 		return &opError{op: "register", key: r.key, err: etcdkit.ErrClosed}
 	default:
 		return nil
+	}
+}
+
+// closed reports whether the registration stopped keeping its instance.
+func (r *Registration) closed() bool {
+	select {
+	case <-r.ended:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -58,7 +58,7 @@ type Registration struct {
 	id     string
 	ttl    time.Duration
 	c      *etcdkit.Client
-	kv     *etcdkit.KV[[]byte]             // the service's keys, values as stored
+	kv     *etcdkit.KV[[]byte]           // the service's keys, values as stored
 	encode func(*Health) ([]byte, error) // the instance's record with a health
 	stop   context.CancelFunc            // ends the background work
 	ended  chan struct{}                 // closed when the background work returned
