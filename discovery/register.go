@@ -109,9 +109,15 @@ type Registration struct {
 // than the TTL), the instance is registered again with a new lease as soon
 // as etcd answers, retrying about every second.
 //
+// What is put back is the instance as it stands then: with its current
+// status ([WithCheck], [Registration.SetStatus]), not the one it was
+// registered with.
+//
 // Register fails, leaving nothing behind in etcd, with an error matching
 // [etcdkit.ErrInvalidArgument] for an empty service or ID, an ID with a
-// '/', an empty Addr, or metadata that does not encode to JSON;
+// '/', an empty Addr or one with a space or control character, a status
+// in inst.Health that is none of the three, metadata that does not encode
+// to JSON, or a bad [WithCheck] or [DeregisterCriticalAfter];
 // [etcdkit.ErrInvalidTTL] for a TTL under one second;
 // [etcdkit.ErrUnavailable] or ctx's error when etcd does not answer;
 // [etcdkit.ErrClosed] after the client's Close.

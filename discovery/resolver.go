@@ -37,10 +37,9 @@ type resolverOptions struct {
 //
 // They dial passing instances only, unless [WithStatus] says otherwise:
 // an instance that turns critical is dropped from the connection's
-// addresses, and comes back once passing. Each address carries its
-// instance (ID, metadata and health) in its BalancerAttributes, and each
-// endpoint in its Attributes, for a balancer to read with
-// [ResolvedInstance]. While no instance is kept, the connection has no
+// addresses, and comes back once passing. Each instance is one endpoint,
+// with one address, that carries the instance (ID, metadata and health) in
+// its Attributes, for a balancer to read with [ResolvedInstance]. While no instance is kept, the connection has no
 // address, and calls fail (or wait, with grpc.WaitForReady) until one
 // appears.
 //
@@ -167,7 +166,7 @@ func (r *etcdResolver) update() {
 	for _, inst := range insts {
 		attr := attributes.New(instanceKey{}, resolved{id: inst.ID, meta: string(inst.Metadata), health: inst.Health})
 		eps = append(eps, resolver.Endpoint{
-			Addresses:  []resolver.Address{{Addr: inst.Addr, BalancerAttributes: attr}},
+			Addresses:  []resolver.Address{{Addr: inst.Addr}},
 			Attributes: attr,
 		})
 	}
@@ -190,12 +189,11 @@ func (a resolved) Equal(o any) bool {
 	return ok && a.id == b.id && a.meta == b.meta && sameHealth(a.health, b.health)
 }
 
-// ResolvedInstance returns the instance behind an address or endpoint of
-// a resolver of [NewResolver], from its attributes (an address's
-// BalancerAttributes, or an endpoint's Attributes), with its metadata
+// ResolvedInstance returns the instance behind an endpoint of a resolver
+// of [NewResolver], from its Attributes, with its metadata
 // decoded into M; false if the attributes hold no instance, or its
 // metadata does not decode into M. The Addr of the result is empty: it is
-// the address's.
+// the endpoint's address.
 func ResolvedInstance[M any](attrs *attributes.Attributes) (InstanceOf[M], bool) {
 	a, ok := attrs.Value(instanceKey{}).(resolved)
 	if !ok {
