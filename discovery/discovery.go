@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/etcdkit/etcdkit"
 )
@@ -18,6 +19,10 @@ type InstanceOf[M any] struct {
 	Addr string
 	// Metadata is stored as JSON beside Addr; etcd's resolver ignores it.
 	Metadata M
+	// Health is the instance's status, stored beside Metadata. [Register]
+	// stores it as the instance's first status: the zero Health is
+	// passing. An instance registered without a status reads as passing.
+	Health Health
 }
 
 // Instance is an instance whose metadata, if any, is a map of strings.
@@ -25,10 +30,14 @@ type Instance = InstanceOf[map[string]string]
 
 // record is the value etcd's naming/endpoints package stores for an
 // endpoint (its internal.Update): Op 0 means "add".
+// Health is this package's own field, which etcd's resolver ignores; it is
+// left out while the instance is passing with nothing to say, so that such
+// a record reads exactly as etcd's endpoints.Manager writes it.
 type record[M any] struct {
 	Op       uint8
 	Addr     string
 	Metadata M
+	Health   *Health `json:",omitempty"`
 }
 
 // recordCodec reads and writes records; it refuses a record without an
@@ -55,7 +64,7 @@ func instances[M any](c *etcdkit.Client, service string) *etcdkit.KV[record[M]] 
 
 // instanceOf makes the instance stored at id.
 func instanceOf[M any](id string, r record[M]) InstanceOf[M] {
-	return InstanceOf[M]{ID: id, Addr: r.Addr, Metadata: r.Metadata}
+	return InstanceOf[M]{ID: id, Addr: r.Addr, Metadata: r.Metadata, Health: healthOf(r.Health)}
 }
 
 // validID reports whether a key under a service's prefix is one of its
@@ -88,9 +97,16 @@ func checkInstance[M any](op, service string, inst InstanceOf[M]) error {
 		return &opError{op: op, key: key, err: fmt.Errorf("%w: instance ID %q contains '/'", etcdkit.ErrInvalidArgument, inst.ID)}
 	case inst.Addr == "":
 		return &opError{op: op, key: key, err: fmt.Errorf("%w: instance %q has an empty Addr", etcdkit.ErrInvalidArgument, inst.ID)}
+	case strings.IndexFunc(inst.Addr, badAddrRune) >= 0:
+		return &opError{op: op, key: key, err: fmt.Errorf("%w: instance %q has an address with a space or control character: %q", etcdkit.ErrInvalidArgument, inst.ID, inst.Addr)}
+	case !inst.Health.Status.valid():
+		return &opError{op: op, key: key, err: fmt.Errorf("%w: instance %q has status %d", etcdkit.ErrInvalidArgument, inst.ID, uint8(inst.Health.Status))}
 	}
 	return nil
 }
+
+// badAddrRune reports whether r has no place in an address a client dials.
+func badAddrRune(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
 
 // opError says what was attempted and on which key, like etcdkit's own
 // errors, and unwraps to the cause.

@@ -30,6 +30,22 @@
 // With a Client namespace, everything lives in the namespace, and the
 // resolver sees the same keys when built on the same client's Raw().
 //
+// # Health
+//
+// A registration can carry checks ([WithCheck], with [HTTPCheck] and
+// [GRPCCheck] ready-made) or set its status by hand
+// ([Registration.SetStatus]): [Passing], [Warning] or [Critical]. The
+// status is stored in the instance's record, in a "Health" field beside
+// Metadata that etcd's resolver ignores (a passing instance is stored
+// without it, exactly as endpoints.Manager stores it). [Lookup] and [Set]
+// return every instance unless [WithStatus] says otherwise;
+// [NewResolver]'s gRPC resolver ("etcdkit:///greeter") dials passing
+// instances only, and keeps following the service after compactions,
+// where etcd's own resolver stops. [DeregisterCriticalAfter] deregisters
+// an instance critical for too long, and [Registration.Drain] takes one
+// out of service gracefully. Note that etcd's own resolver dials every
+// instance, whatever its status.
+//
 // Metadata is a map of strings in the common case ([Instance]); any type
 // that encoding/json handles can be used instead with [RegisterOf],
 // [LookupOf] and [NewSetOf].

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/etcdkit/etcdkit"
 )
 
@@ -49,20 +51,48 @@ func (r *Registration) hold(ctx context.Context, lease *etcdkit.Lease, rev int64
 // back after each change that calls for it. It returns when the watch
 // ends, whether it saw a change, and why it ended: nil when ctx ended, else
 // the watch's error (a compaction, say) or that of a failed put back.
+//
+// It also puts a new status (see recompute) when woken.
 func (r *Registration) follow(ctx context.Context, lease *etcdkit.Lease, rev int64) (seen bool, err error) {
 	w := r.kv.Watch(ctx, etcdkit.WatchKey(r.id), etcdkit.FromRevision(rev+1))
 	defer w.Close()
-	for e := range w.Events() {
-		seen = true
-		deleted := e.Type == etcdkit.EventDelete
-		if !r.mustPutBack(lease.ID(), !deleted, e.Entry.Value, e.Entry.Lease) {
-			continue
-		}
-		if err := r.putBack(ctx, lease); err != nil {
-			return seen, err
+	for {
+		select {
+		case e, ok := <-w.Events():
+			if !ok {
+				return seen, w.Err()
+			}
+			seen = true
+			deleted := e.Type == etcdkit.EventDelete
+			if !r.mustPutBack(lease.ID(), !deleted, e.Entry.Value, e.Entry.Lease) {
+				continue
+			}
+			if err := r.putBack(ctx, lease); err != nil {
+				return seen, err
+			}
+		case <-r.wake:
+			if err := r.putIfHeld(ctx, lease); err != nil {
+				return seen, err
+			}
 		}
 	}
-	return seen, w.Err()
+}
+
+// putIfHeld puts the current value under lease if the key is on lease: a
+// missing key is put back when its delete is seen, and a key another lease
+// holds is another registration's, not to be written over.
+func (r *Registration) putIfHeld(ctx context.Context, lease *etcdkit.Lease) error {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	val, version := r.current()
+	resp, err := r.c.Raw().Txn(ctx).
+		If(clientv3.Compare(clientv3.LeaseValue(r.key), "=", clientv3.LeaseID(lease.ID()))).
+		Then(clientv3.OpPut(r.key, string(val), clientv3.WithLease(clientv3.LeaseID(lease.ID())))).
+		Commit()
+	if err == nil && resp.Succeeded {
+		r.stored(version)
+	}
+	return err
 }
 
 // sync reads the key, puts the instance back if it must, and returns the
@@ -70,6 +100,7 @@ func (r *Registration) follow(ctx context.Context, lease *etcdkit.Lease, rev int
 func (r *Registration) sync(ctx context.Context, lease *etcdkit.Lease) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
+	_, version := r.current() // before the read: what it finds is at least as new
 	resp, err := r.c.Raw().Get(ctx, r.key)
 	if err != nil {
 		return 0, err
@@ -82,6 +113,8 @@ func (r *Registration) sync(ctx context.Context, lease *etcdkit.Lease) (int64, e
 		if err := r.putBack(ctx, lease); err != nil {
 			return 0, err
 		}
+	} else if keyLease == lease.ID() {
+		r.stored(version)
 	}
 	return resp.Header.Revision, nil
 }
@@ -99,7 +132,8 @@ func (r *Registration) mustPutBack(lease int64, exists bool, val []byte, keyLeas
 	case keyLease != 0 && keyLease != lease:
 		return false
 	default:
-		return keyLease != lease || !bytes.Equal(val, r.val)
+		cur, _ := r.current()
+		return keyLease != lease || !bytes.Equal(val, cur)
 	}
 }
 

@@ -31,7 +31,10 @@ type RegisterOption interface {
 }
 
 type registerOptions struct {
-	ttl time.Duration
+	ttl           time.Duration
+	checks        []checkSpec
+	criticalAfter time.Duration // 0: never deregistered for being critical
+	err           error         // the first bad option
 }
 
 type registerOptionFunc func(*registerOptions)
@@ -51,17 +54,29 @@ func WithTTL(d time.Duration) RegisterOption {
 // registers itself again whenever its lease is lost (see [Register]). It is
 // safe for concurrent use.
 type Registration struct {
-	key   string // service/ID, relative to the client's namespace
-	id    string
-	val   []byte // the instance's record as stored, to tell it from others
-	ttl   time.Duration
-	c     *etcdkit.Client
-	kv    *etcdkit.KV[[]byte] // the service's keys, values as stored
-	stop  context.CancelFunc  // ends the background loop
-	ended chan struct{}       // closed when the loop returned
+	key    string // service/ID, relative to the client's namespace
+	id     string
+	ttl    time.Duration
+	c      *etcdkit.Client
+	kv     *etcdkit.KV[[]byte]           // the service's keys, values as stored
+	encode func(*Health) ([]byte, error) // the instance's record with a health
+	stop   context.CancelFunc            // ends the background work
+	ended  chan struct{}                 // closed when the background work returned
+	wake   chan struct{}                 // (buffered) val changed: put it
 
-	mu    sync.Mutex
-	lease *etcdkit.Lease // nil while registering again
+	checks        []*check
+	criticalAfter time.Duration
+
+	mu       sync.Mutex
+	lease    *etcdkit.Lease // nil while registering again
+	val      []byte         // the record to store now, to tell it from others
+	version  uint64         // counts the changes of val
+	written  uint64         // the version of val last known to be stored
+	changed  chan struct{}  // closed and replaced when version or written grows
+	health   Health         // what val holds
+	manual   Health         // what SetStatus set
+	draining bool           // Drain called: critical from now on
+	err      error          // why the background work ended by itself
 
 	closeOnce sync.Once
 	closeErr  error
@@ -94,9 +109,15 @@ type Registration struct {
 // than the TTL), the instance is registered again with a new lease as soon
 // as etcd answers, retrying about every second.
 //
+// What is put back is the instance as it stands then: with its current
+// status ([WithCheck], [Registration.SetStatus]), not the one it was
+// registered with.
+//
 // Register fails, leaving nothing behind in etcd, with an error matching
 // [etcdkit.ErrInvalidArgument] for an empty service or ID, an ID with a
-// '/', an empty Addr, or metadata that does not encode to JSON;
+// '/', an empty Addr or one with a space or control character, a status
+// in inst.Health that is none of the three, metadata that does not encode
+// to JSON, or a bad [WithCheck] or [DeregisterCriticalAfter];
 // [etcdkit.ErrInvalidTTL] for a TTL under one second;
 // [etcdkit.ErrUnavailable] or ctx's error when etcd does not answer;
 // [etcdkit.ErrClosed] after the client's Close.
@@ -117,24 +138,29 @@ func RegisterOf[M any](ctx context.Context, c *etcdkit.Client, service string, i
 		return nil, err
 	}
 	key := service + "/" + inst.ID
-	if c == nil {
-		return nil, &opError{op: "register", key: key, err: fmt.Errorf("%w: nil client", etcdkit.ErrInvalidArgument)}
+	if err := o.check(c); err != nil {
+		return nil, &opError{op: "register", key: key, err: err}
 	}
-	if o.ttl < time.Second {
-		return nil, &opError{op: "register", key: key, err: fmt.Errorf("%w: %v is under one second", etcdkit.ErrInvalidTTL, o.ttl)}
-	}
-	val, err := recordCodec[M]{}.Encode(record[M]{Addr: inst.Addr, Metadata: inst.Metadata})
-	if err != nil {
-		return nil, &opError{op: "register", key: key, err: fmt.Errorf("%w: encode: %w", etcdkit.ErrInvalidArgument, err)}
+	encode := func(h *Health) ([]byte, error) {
+		return recordCodec[M]{}.Encode(record[M]{Addr: inst.Addr, Metadata: inst.Metadata, Health: h})
 	}
 	r := &Registration{
-		key:   key,
-		id:    inst.ID,
-		val:   val,
-		ttl:   o.ttl,
-		c:     c,
-		kv:    etcdkit.NewKV(c, service+"/", etcdkit.Bytes()),
-		ended: make(chan struct{}),
+		key:           key,
+		id:            inst.ID,
+		ttl:           o.ttl,
+		c:             c,
+		kv:            etcdkit.NewKV(c, service+"/", etcdkit.Bytes()),
+		encode:        encode,
+		ended:         make(chan struct{}),
+		wake:          make(chan struct{}, 1),
+		changed:       make(chan struct{}),
+		criticalAfter: o.criticalAfter,
+	}
+	for _, spec := range o.checks {
+		r.checks = append(r.checks, &check{spec: spec})
+	}
+	if err := r.start(inst.Health); err != nil {
+		return nil, &opError{op: "register", key: key, err: fmt.Errorf("%w: encode: %w", etcdkit.ErrInvalidArgument, err)}
 	}
 	lease, rev, err := r.register(ctx)
 	if err != nil {
@@ -143,8 +169,40 @@ func RegisterOf[M any](ctx context.Context, c *etcdkit.Client, service string, i
 	r.lease = lease
 	var loopCtx context.Context
 	loopCtx, r.stop = context.WithCancel(context.Background())
-	go r.run(loopCtx, lease, rev)
+	r.runAll(loopCtx, lease, rev)
 	return r, nil
+}
+
+// check validates the options and the client Register was given.
+func (o *registerOptions) check(c *etcdkit.Client) error {
+	switch {
+	case c == nil:
+		return fmt.Errorf("%w: nil client", etcdkit.ErrInvalidArgument)
+	case o.err != nil:
+		return o.err
+	case o.ttl < time.Second:
+		return fmt.Errorf("%w: %v is under one second", etcdkit.ErrInvalidTTL, o.ttl)
+	}
+	return nil
+}
+
+// runAll starts the background work: the loop that keeps the key, the
+// checks, and the watch on a critical status; ended is closed once all of
+// it has returned.
+func (r *Registration) runAll(ctx context.Context, lease *etcdkit.Lease, rev int64) {
+	var wg sync.WaitGroup
+	wg.Go(func() { r.run(ctx, lease, rev) })
+	for _, ch := range r.checks {
+		wg.Go(func() { ch.run(ctx, r) })
+	}
+	if r.criticalAfter > 0 {
+		wg.Go(func() { r.deregisterWhenCritical(ctx) })
+	}
+	go func() {
+		wg.Wait()
+		r.revokeIfExpired()
+		close(r.ended)
+	}()
 }
 
 // Key returns the instance's key in etcd, "service/ID" (within the
@@ -201,13 +259,17 @@ func (r *Registration) register(ctx context.Context) (*etcdkit.Lease, int64, err
 
 // put writes the instance under lease and returns the revision of the write.
 func (r *Registration) put(ctx context.Context, lease *etcdkit.Lease) (int64, error) {
-	return r.kv.Put(ctx, r.id, r.val, etcdkit.WithLease(lease))
+	val, version := r.current()
+	rev, err := r.kv.Put(ctx, r.id, val, etcdkit.WithLease(lease))
+	if err == nil {
+		r.stored(version)
+	}
+	return rev, err
 }
 
 // run keeps the key under lease, and registers again whenever the lease is
 // lost, until ctx ends or the client closes.
 func (r *Registration) run(ctx context.Context, lease *etcdkit.Lease, rev int64) {
-	defer close(r.ended)
 	// The client's end must end the loop too: clientv3 retries a call on
 	// a dead connection until the call's own ctx ends.
 	ctx, cancel := context.WithCancel(ctx)

@@ -18,6 +18,7 @@ type SetOption[M any] interface {
 
 type setOptions[M any] struct {
 	onAdd, onRemove func(InstanceOf[M])
+	filter          *StatusFilter // nil: every instance
 }
 
 type setOptionFunc[M any] func(*setOptions[M])
@@ -26,7 +27,9 @@ func (f setOptionFunc[M]) applySet(o *setOptions[M]) { f(o) }
 
 // OnAdd calls fn for each instance of the service: those registered when
 // the set is made, before [NewSet] returns, then each one that appears, and
-// again for one that changes its address or metadata. Calls of fn and of
+// again for one that changes its address, metadata or health. With
+// [WithStatus], an instance appears when it enters one of the statuses
+// kept, and leaves when it leaves them. Calls of fn and of
 // the [OnRemove] function never overlap and come in etcd's order; while
 // one runs, later changes wait. fn may call [SetOf.Snapshot], which already
 // shows the change, but not [SetOf.Close].
@@ -35,7 +38,9 @@ func OnAdd[M any](fn func(InstanceOf[M])) SetOption[M] {
 }
 
 // OnRemove calls fn with the last known state of each instance that
-// leaves the service: deregistered, or its lease expired. See [OnAdd].
+// leaves the service: deregistered, or its lease expired; with
+// [WithStatus], also one whose status is no longer kept (fn then sees the
+// last status kept). See [OnAdd].
 func OnRemove[M any](fn func(InstanceOf[M])) SetOption[M] {
 	return setOptionFunc[M](func(o *setOptions[M]) { o.onRemove = fn })
 }
@@ -58,9 +63,11 @@ type SetOf[M any] struct {
 type Set = SetOf[map[string]string]
 
 // NewSet lists the instances of service, then follows their changes until
-// [SetOf.Close], ctx ends, or the client closes. Values that do not decode
-// are left out. NewSet fails if the first listing fails: with an error
-// matching [etcdkit.ErrInvalidArgument] for a bad service name,
+// [SetOf.Close], ctx ends, or the client closes. It holds every instance,
+// whatever its status, unless [WithStatus] says otherwise. Values that do
+// not decode are left out. NewSet fails if the first listing fails: with
+// an error matching [etcdkit.ErrInvalidArgument] for a bad service name or
+// option,
 // [etcdkit.ErrUnavailable] or ctx's error when etcd does not answer, or
 // [etcdkit.ErrClosed] after the client's Close.
 func NewSet(ctx context.Context, c *etcdkit.Client, service string, opts ...SetOption[map[string]string]) (*Set, error) {
@@ -83,6 +90,9 @@ func NewSetOf[M any](ctx context.Context, c *etcdkit.Client, service string, opt
 	}
 	// Holding mu until the first listing is taken makes the mirror's
 	// first changes wait, so that they come after it.
+	if f := s.opts.filter; f != nil && f.err != nil {
+		return nil, &opError{op: "follow", key: service, err: f.err}
+	}
 	s.order.Lock()
 	defer s.order.Unlock()
 	m, err := instances[M](c, service).Mirror(ctx, etcdkit.OnEntryChange(s.changed))
@@ -93,7 +103,7 @@ func NewSetOf[M any](ctx context.Context, c *etcdkit.Client, service string, opt
 	var first []etcdkit.Entry[record[M]]
 	s.mu.Lock()
 	for _, e := range m.List() {
-		if validID(e.Key) {
+		if validID(e.Key) && s.kept(&e) != nil {
 			s.state[e.Key] = e
 			first = append(first, e)
 		}
@@ -136,6 +146,7 @@ func (s *SetOf[M]) changed(id string, old, new *etcdkit.Entry[record[M]]) {
 	if !validID(id) {
 		return
 	}
+	old, new = s.kept(old), s.kept(new)
 	s.order.Lock()
 	defer s.order.Unlock()
 	s.mu.Lock()
@@ -162,6 +173,15 @@ func (s *SetOf[M]) changed(id string, old, new *etcdkit.Entry[record[M]]) {
 	}
 }
 
+// kept returns e if the set keeps it, else nil: the set follows the
+// instances its filter keeps as if the others did not exist.
+func (s *SetOf[M]) kept(e *etcdkit.Entry[record[M]]) *etcdkit.Entry[record[M]] {
+	if e == nil || !s.opts.filter.keeps(healthOf(e.Value.Health).Status) {
+		return nil
+	}
+	return e
+}
+
 func (s *SetOf[M]) added(e etcdkit.Entry[record[M]]) {
 	if s.opts.onAdd != nil {
 		s.opts.onAdd(instanceOf(e.Key, e.Value))
@@ -178,5 +198,5 @@ func sameEntry[T any](cur etcdkit.Entry[T], ok bool, e *etcdkit.Entry[T]) bool {
 }
 
 func sameInstance[M any](a, b record[M]) bool {
-	return a.Addr == b.Addr && reflect.DeepEqual(a.Metadata, b.Metadata)
+	return a.Addr == b.Addr && reflect.DeepEqual(a.Metadata, b.Metadata) && sameHealth(healthOf(a.Health), healthOf(b.Health))
 }
