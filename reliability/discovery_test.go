@@ -133,6 +133,7 @@ func waitRegistered(t *testing.T, c *etcdkit.Client, inst discovery.Instance, bo
 // ambiguous, is found again by another client within two TTLs of the
 // fault's end (plus slack for a retry pause).
 func TestDiscovery_RegistrationComesBackUnderClientFaults(t *testing.T) {
+	t.Parallel()
 	testRegistrationComesBack(t, registrationFaults, budget(6, 60))
 }
 
@@ -140,5 +141,6 @@ func TestDiscovery_RegistrationComesBackUnderClientFaults(t *testing.T) {
 // "stays registered until Close", so a key deleted by another client comes
 // back too.
 func TestDiscovery_RegistrationComesBackAfterKeyDeleted(t *testing.T) {
+	t.Parallel()
 	testRegistrationComesBack(t, []registrationFault{deleteRegistration}, budget(2, 10))
 }

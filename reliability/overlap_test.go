@@ -274,8 +274,14 @@ func requireEveryClientTakes(t *testing.T, clients []*faultyClient, m mutex) {
 // dropped, and their writes made ambiguous. No holder's critical section,
 // from Lock's return to its Unlock or to its seeing Lost, overlaps
 // another's; no guarded write of an older holder lands after a newer one's.
-func TestLocks_NoOverlapUnderClientFaults(t *testing.T) { testNoOverlap(t, lockMutex) }
+func TestLocks_NoOverlapUnderClientFaults(t *testing.T) {
+	t.Parallel()
+	testNoOverlap(t, lockMutex)
+}
 
 // TestElections_NoOverlapUnderClientFaults is the same with Campaign and
 // Resign: no two leaders at once.
-func TestElections_NoOverlapUnderClientFaults(t *testing.T) { testNoOverlap(t, electionMutex) }
+func TestElections_NoOverlapUnderClientFaults(t *testing.T) {
+	t.Parallel()
+	testNoOverlap(t, electionMutex)
+}

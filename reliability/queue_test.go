@@ -223,9 +223,15 @@ func queueLeft(t *testing.T, raw *clientv3.Client, prefix string) map[string]str
 // ambiguous commits are never delivered twice, each consumer gets them in
 // enqueue order, an item is lost only by a Dequeue that failed, and the
 // queue drains.
-func TestQueue_AtMostOnceUnderClientFaults(t *testing.T) { testQueueDelivery(t, false) }
+func TestQueue_AtMostOnceUnderClientFaults(t *testing.T) {
+	t.Parallel()
+	testQueueDelivery(t, false)
+}
 
 // TestQueue_AtLeastOnceUnderClientFaults: with [etcdkit.AtLeastOnce],
 // every item enqueued is delivered, under the same faults, and every one is
 // finally acknowledged.
-func TestQueue_AtLeastOnceUnderClientFaults(t *testing.T) { testQueueDelivery(t, true) }
+func TestQueue_AtLeastOnceUnderClientFaults(t *testing.T) {
+	t.Parallel()
+	testQueueDelivery(t, true)
+}
