@@ -5,7 +5,9 @@
 // background, so it disappears from etcd soon after its process dies; if
 // the lease is lost while the process lives (etcd restarted past the TTL,
 // its data wiped, a long partition), the instance registers itself again,
-// with a new lease, as soon as etcd answers:
+// with a new lease, as soon as etcd answers; and if its key is deleted
+// (etcdctl del, or another registration of the same ID that closes), it
+// puts the key back ([Register] says when exactly):
 //
 //	reg, err := discovery.Register(ctx, cli, "greeter", discovery.Instance{
 //		ID:   "greeter-1",

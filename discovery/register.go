@@ -47,15 +47,18 @@ func WithTTL(d time.Duration) RegisterOption {
 }
 
 // Registration is an instance registered by [Register]. It stays registered
-// until [Registration.Close] or the client's Close, registering itself
-// again whenever its lease is lost. It is safe for concurrent use.
+// until [Registration.Close] or the client's Close: it keeps its key, and
+// registers itself again whenever its lease is lost (see [Register]). It is
+// safe for concurrent use.
 type Registration struct {
 	key   string // service/ID, relative to the client's namespace
+	id    string
+	val   []byte // the instance's record as stored, to tell it from others
 	ttl   time.Duration
 	c     *etcdkit.Client
-	put   func(ctx context.Context, l *etcdkit.Lease) error
-	stop  context.CancelFunc // ends the background loop
-	ended chan struct{}      // closed when the loop returned
+	kv    *etcdkit.KV[[]byte] // the service's keys, values as stored
+	stop  context.CancelFunc  // ends the background loop
+	ended chan struct{}       // closed when the loop returned
 
 	mu    sync.Mutex
 	lease *etcdkit.Lease // nil while registering again
@@ -70,6 +73,22 @@ type Registration struct {
 // bounds this first registration only: the registration lives on until
 // [Registration.Close] or the client's Close.
 //
+// While it is open, the registration watches its key and puts it back,
+// under its lease, when the key is deleted (etcdctl del, or the Close of
+// another registration of the same ID) or overwritten by a value on no
+// lease or on its own lease. It resumes watching after a compaction or a
+// restart of etcd by reading the key again. A failed attempt is retried
+// after a pause that grows to about a second; one that may have been
+// applied is checked by reading the key before trying again.
+//
+// Two open registrations of the same ID conflict, and the last one to
+// register wins: the other leaves the key alone while it is held by
+// another lease, and puts its own instance back once that key is deleted
+// or its lease ends, for instance when the winner closes. A registration
+// writes over a key held by another lease only when it registers (here,
+// and again after losing its lease), never in answer to a change, so two
+// registrations cannot keep overwriting each other.
+//
 // If the lease is lost while the registration is open (etcd restarted after
 // more than the TTL, its data was wiped, or it was unreachable for longer
 // than the TTL), the instance is registered again with a new lease as soon
@@ -77,9 +96,10 @@ type Registration struct {
 //
 // Register fails, leaving nothing behind in etcd, with an error matching
 // [etcdkit.ErrInvalidArgument] for an empty service or ID, an ID with a
-// '/', or an empty Addr; [etcdkit.ErrInvalidTTL] for a TTL under one
-// second; [etcdkit.ErrUnavailable] or ctx's error when etcd does not
-// answer; [etcdkit.ErrClosed] after the client's Close.
+// '/', an empty Addr, or metadata that does not encode to JSON;
+// [etcdkit.ErrInvalidTTL] for a TTL under one second;
+// [etcdkit.ErrUnavailable] or ctx's error when etcd does not answer;
+// [etcdkit.ErrClosed] after the client's Close.
 func Register(ctx context.Context, c *etcdkit.Client, service string, inst Instance, opts ...RegisterOption) (*Registration, error) {
 	return RegisterOf(ctx, c, service, inst, opts...)
 }
@@ -96,32 +116,34 @@ func RegisterOf[M any](ctx context.Context, c *etcdkit.Client, service string, i
 	if err := checkInstance("register", service, inst); err != nil {
 		return nil, err
 	}
+	key := service + "/" + inst.ID
 	if c == nil {
-		return nil, &opError{op: "register", key: service + "/" + inst.ID, err: fmt.Errorf("%w: nil client", etcdkit.ErrInvalidArgument)}
+		return nil, &opError{op: "register", key: key, err: fmt.Errorf("%w: nil client", etcdkit.ErrInvalidArgument)}
 	}
 	if o.ttl < time.Second {
-		return nil, &opError{op: "register", key: service + "/" + inst.ID, err: fmt.Errorf("%w: %v is under one second", etcdkit.ErrInvalidTTL, o.ttl)}
+		return nil, &opError{op: "register", key: key, err: fmt.Errorf("%w: %v is under one second", etcdkit.ErrInvalidTTL, o.ttl)}
 	}
-	kv := instances[M](c, service)
-	rec := record[M]{Addr: inst.Addr, Metadata: inst.Metadata}
+	val, err := recordCodec[M]{}.Encode(record[M]{Addr: inst.Addr, Metadata: inst.Metadata})
+	if err != nil {
+		return nil, &opError{op: "register", key: key, err: fmt.Errorf("%w: encode: %w", etcdkit.ErrInvalidArgument, err)}
+	}
 	r := &Registration{
-		key: service + "/" + inst.ID,
-		ttl: o.ttl,
-		c:   c,
-		put: func(ctx context.Context, l *etcdkit.Lease) error {
-			_, err := kv.Put(ctx, inst.ID, rec, etcdkit.WithLease(l))
-			return err
-		},
+		key:   key,
+		id:    inst.ID,
+		val:   val,
+		ttl:   o.ttl,
+		c:     c,
+		kv:    etcdkit.NewKV(c, service+"/", etcdkit.Bytes()),
 		ended: make(chan struct{}),
 	}
-	lease, err := r.register(ctx)
+	lease, rev, err := r.register(ctx)
 	if err != nil {
 		return nil, &opError{op: "register", key: r.key, err: err}
 	}
 	r.lease = lease
 	var loopCtx context.Context
 	loopCtx, r.stop = context.WithCancel(context.Background())
-	go r.run(loopCtx, lease)
+	go r.run(loopCtx, lease, rev)
 	return r, nil
 }
 
@@ -129,12 +151,14 @@ func RegisterOf[M any](ctx context.Context, c *etcdkit.Client, service string, i
 // client's namespace, if it has one).
 func (r *Registration) Key() string { return r.key }
 
-// Close deregisters the instance at once: its lease is revoked, which
-// deletes its key, and the keep-alive stops. It is safe to call more than
-// once; later calls return the first call's result. If etcd cannot be
-// reached within ctx, Close returns the error and the key disappears when
-// the lease expires, one TTL later. After the client's Close, which revokes
-// the lease itself, Close returns nil.
+// Close deregisters the instance at once: the background work stops, so
+// nothing puts the key back any more, then the lease is revoked, which
+// deletes the key. It is safe to call more than once; later calls return
+// the first call's result. If the revoke fails (etcd out of reach within
+// ctx, or an answer lost), Close returns the error and the key disappears
+// when the lease expires, at most one TTL later, since nothing refreshes
+// it any more. After the client's Close, which revokes the lease itself,
+// Close returns nil.
 func (r *Registration) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() {
 		r.stop()
@@ -153,72 +177,75 @@ func (r *Registration) Close(ctx context.Context) error {
 	return r.closeErr
 }
 
-// register grants a lease, keeps it alive and puts the instance under it.
-// On failure it revokes the lease, so nothing is left behind.
-func (r *Registration) register(ctx context.Context) (*etcdkit.Lease, error) {
+// register grants a lease, keeps it alive and puts the instance under it,
+// and returns the lease and the revision of the put. On failure it revokes
+// the lease, so nothing is left behind.
+func (r *Registration) register(ctx context.Context) (*etcdkit.Lease, int64, error) {
 	lease, err := r.c.Grant(ctx, r.ttl)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	var rev int64
 	if err = lease.KeepAlive(); err == nil {
-		err = r.put(ctx, lease)
+		rev, err = r.put(ctx, lease)
 	}
 	if err != nil {
 		// The caller's ctx may be what failed: revoke within a fresh bound.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		_ = lease.Revoke(rctx) // else the lease expires in one TTL, unrefreshed
 		cancel()
-		return nil, err
+		return nil, 0, err
 	}
-	return lease, nil
+	return lease, rev, nil
 }
 
-// run waits for the lease to be lost, then registers again, until ctx ends
-// or the client closes.
-func (r *Registration) run(ctx context.Context, lease *etcdkit.Lease) {
+// put writes the instance under lease and returns the revision of the write.
+func (r *Registration) put(ctx context.Context, lease *etcdkit.Lease) (int64, error) {
+	return r.kv.Put(ctx, r.id, r.val, etcdkit.WithLease(lease))
+}
+
+// run keeps the key under lease, and registers again whenever the lease is
+// lost, until ctx ends or the client closes.
+func (r *Registration) run(ctx context.Context, lease *etcdkit.Lease, rev int64) {
 	defer close(r.ended)
+	// The client's end must end the loop too: clientv3 retries a call on
+	// a dead connection until the call's own ctx ends.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := afterDone(r.c.Done(), cancel)
+	defer stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-lease.Done():
+		r.hold(ctx, lease, rev)
+		if ctx.Err() != nil || errors.Is(lease.Err(), etcdkit.ErrClosed) {
+			return // closed, or the client closed and revoked the lease
 		}
-		if errors.Is(lease.Err(), etcdkit.ErrClosed) {
-			return // the client closed, and revoked the lease
-		}
-		if lease = r.reregister(ctx); lease == nil {
+		if lease, rev = r.reregister(ctx); lease == nil {
 			return
 		}
 	}
 }
 
 // reregister registers the instance again with a new lease, pausing
-// between failed attempts, and returns the lease; it returns nil when ctx
-// ends or the client closes first.
-func (r *Registration) reregister(ctx context.Context) *etcdkit.Lease {
+// between failed attempts, and returns the lease and the revision of the
+// put; it returns a nil lease when ctx ends or the client closes first.
+func (r *Registration) reregister(ctx context.Context) (*etcdkit.Lease, int64) {
 	r.mu.Lock()
 	r.lease = nil
 	r.mu.Unlock()
-	// The client's end must end an attempt too: clientv3 retries a call
-	// on a dead connection until the call's own ctx ends.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := afterDone(r.c.Done(), cancel)
-	defer stop()
 	pause := minRetryPause
 	for {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		lease, err := r.register(actx)
+		lease, rev, err := r.register(actx)
 		cancel()
 		if err == nil {
 			// Stored before looking at ctx, so that Close revokes it.
 			r.mu.Lock()
 			r.lease = lease
 			r.mu.Unlock()
-			return lease
+			return lease, rev
 		}
 		if errors.Is(err, etcdkit.ErrClosed) || !sleep(ctx, pause) {
-			return nil
+			return nil, 0
 		}
 		pause = min(2*pause, maxRetryPause)
 	}

@@ -28,6 +28,25 @@
 //	cli := cl.Client(t)
 //	cl.StopMember(cl.WaitLeader(t)) // cli keeps working with the other two
 //
+// Clean stops are the easy faults. The hard ones leave the outcome of a
+// call unknown, and the kit makes both kinds on purpose:
+//
+//   - [Faults] makes chosen calls of a client ambiguous: applied by the
+//     server while the caller sees an error or its deadline pass, or failed
+//     at once and applied a moment later, after the caller's clean-up ran.
+//     Give it to a client with [WithFaults].
+//   - [Proxy] cuts one client off the network: [Proxy.Blackhole] holds
+//     its traffic one way or both with the connections left open, as a
+//     partition does, and [Proxy.Heal] delivers what was held.
+//
+// For example:
+//
+//	f := etcdtest.NewFaults()
+//	p := srv.Proxy(t)
+//	cli := p.Client(t, etcdtest.WithFaults(f))
+//	f.Inject(etcdtest.RPCTxn, etcdtest.CommitThenFail, 1, 0) // the next txn commits, then fails
+//	p.Partition(etcdtest.BothWays, 3*time.Second)            // cli hears nothing for 3s
+//
 // Each member's traffic goes through a small TCP forwarder in the process,
 // between the address in its URLs and the one etcd listens on. It is what
 // lets a restart hold reconnecting clients instead of refusing them, and a
