@@ -222,7 +222,7 @@ func testNoOverlap(t *testing.T, m mutex) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	var inj injector
-	inj.runClients(t, clients, allClientFaults, overlapTTL, budget(20, 400), budget(700*time.Millisecond, 400*time.Millisecond), ctx.Done())
+	inj.runClients(t, clients, allClientFaults, overlapTTL, budget(14, 300), budget(1200*time.Millisecond, 600*time.Millisecond), ctx.Done())
 	cancel()
 	<-done
 

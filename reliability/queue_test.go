@@ -126,7 +126,7 @@ func testQueueDelivery(t *testing.T, atLeastOnce bool) {
 	defer stopFaults()
 	// The consumers have longer: after the faults, an item claimed by a
 	// lease that a partition let expire comes back after its TTL.
-	consumeCtx, stopConsumers := context.WithTimeout(t.Context(), budget(45*time.Second, 5*time.Minute))
+	consumeCtx, stopConsumers := context.WithTimeout(t.Context(), budget(35*time.Second, 4*time.Minute))
 	defer stopConsumers()
 	var producers, consumers sync.WaitGroup
 	producers.Go(func() { produce(faultCtx, etcdkit.NewQueue(cl.Client(t), prefix, etcdkit.String(), opts...), n, d) })
