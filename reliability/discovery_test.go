@@ -134,7 +134,7 @@ func waitRegistered(t *testing.T, c *etcdkit.Client, inst discovery.Instance, bo
 // fault's end (plus slack for a retry pause).
 func TestDiscovery_RegistrationComesBackUnderClientFaults(t *testing.T) {
 	t.Parallel()
-	testRegistrationComesBack(t, registrationFaults, budget(6, 40))
+	testRegistrationComesBack(t, registrationFaults, budget(4, 40))
 }
 
 // TestDiscovery_RegistrationComesBackAfterKeyDeleted: a Registration

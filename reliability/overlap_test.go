@@ -211,7 +211,7 @@ func showMargin(d time.Duration) string {
 func testNoOverlap(t *testing.T, m mutex) {
 	cl := etcdtest.StartCluster(t, 3)
 	clients := newFaultyClients(t, cl, 3)
-	ctx, cancel := context.WithTimeout(t.Context(), budget(20*time.Second, 3*time.Minute))
+	ctx, cancel := context.WithTimeout(t.Context(), budget(15*time.Second, 3*time.Minute))
 	defer cancel()
 	var sl sectionLog
 	var st lockStats
@@ -222,7 +222,7 @@ func testNoOverlap(t *testing.T, m mutex) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	var inj injector
-	inj.runClients(t, clients, allClientFaults, overlapTTL, budget(14, 300), budget(1200*time.Millisecond, 600*time.Millisecond), ctx.Done())
+	inj.runClients(t, clients, allClientFaults, overlapTTL, budget(11, 300), budget(1200*time.Millisecond, 600*time.Millisecond), ctx.Done())
 	cancel()
 	<-done
 

@@ -122,11 +122,11 @@ func testQueueDelivery(t *testing.T, atLeastOnce bool) {
 	var st queueStats
 	n := budget(150, 3000)
 
-	faultCtx, stopFaults := context.WithTimeout(t.Context(), budget(15*time.Second, 3*time.Minute))
+	faultCtx, stopFaults := context.WithTimeout(t.Context(), budget(12*time.Second, 3*time.Minute))
 	defer stopFaults()
 	// The consumers have longer: after the faults, an item claimed by a
 	// lease that a partition let expire comes back after its TTL.
-	consumeCtx, stopConsumers := context.WithTimeout(t.Context(), budget(35*time.Second, 4*time.Minute))
+	consumeCtx, stopConsumers := context.WithTimeout(t.Context(), budget(27*time.Second, 4*time.Minute))
 	defer stopConsumers()
 	var producers, consumers sync.WaitGroup
 	producers.Go(func() { produce(faultCtx, etcdkit.NewQueue(cl.Client(t), prefix, etcdkit.String(), opts...), n, d) })
@@ -136,7 +136,7 @@ func testQueueDelivery(t *testing.T, atLeastOnce bool) {
 		consumers.Go(func() { consume(consumeCtx, c, queues[i], d, &st) })
 	}
 	var inj injector
-	inj.runClients(t, clients, allClientFaults, queueTTL, budget(20, 400), budget(600*time.Millisecond, 400*time.Millisecond), faultCtx.Done())
+	inj.runClients(t, clients, allClientFaults, queueTTL, budget(16, 400), budget(600*time.Millisecond, 400*time.Millisecond), faultCtx.Done())
 	producers.Wait()
 	healed := time.Now()
 	raw := cl.RawClient(t)
