@@ -241,20 +241,29 @@ func (w *kvWorker) create(ctx context.Context, key string) {
 // TestLinearizable_KVUnderFaults runs a workload of gets, puts, CAS,
 // updates, deletes and transactions from several clients while members of a
 // three-member cluster stop, restart and lose leadership, then checks the
-// whole history for linearizability.
+// whole history for linearizability. Two more clients, each behind its own
+// proxy and faults, are partitioned (both ways or one way), have their
+// connections dropped and their writes made ambiguous (committed then
+// failed, timed out, or landed late) at the same time.
 func TestLinearizable_KVUnderFaults(t *testing.T) {
 	cl := etcdtest.StartCluster(t, 3)
-	const clients = 4
+	const clients, faultyClients = 4, 2
 	opsPerClient := budget(300, 1_000_000)
 	duration := budget(20*time.Second, 4*time.Minute)
 	keys := []string{"a", "b", "c", "d", "e"}
 
 	ctx, cancel := context.WithTimeout(t.Context(), duration)
 	defer cancel()
-	recs := make([]*recorder, clients)
+	recs := make([]*recorder, clients+faultyClients)
+	faulty := newFaultyClients(t, cl, faultyClients)
 	var wg sync.WaitGroup
-	for i := range clients {
-		cli := cl.Client(t)
+	for i := range recs {
+		var cli *etcdkit.Client
+		if i < clients {
+			cli = cl.Client(t)
+		} else {
+			cli = faulty[i-clients].cli
+		}
 		recs[i] = &recorder{id: i}
 		w := &kvWorker{kv: etcdkit.NewKV(cli, "lin/", etcdkit.String()), cli: cli, rec: recs[i],
 			rng: rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano()))), keys: keys}
@@ -262,9 +271,15 @@ func TestLinearizable_KVUnderFaults(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	go func() { wg.Wait(); close(stop) }()
-	var inj injector
+	var inj, clientInj injector
+	clientsHealed := make(chan struct{})
+	go func() {
+		defer close(clientsHealed)
+		clientInj.runClients(t, faulty, allClientFaults, 2*time.Second, budget(12, 300), budget(1500*time.Millisecond, 700*time.Millisecond), stop)
+	}()
 	inj.run(t, cl, []fault{stopRestartMember, stopLeader}, budget(3, 1000), budget(1500*time.Millisecond, 2*time.Second), stop)
 	<-stop
+	<-clientsHealed
 
 	var history []porcupine.Operation
 	ambiguous := 0
@@ -279,8 +294,13 @@ func TestLinearizable_KVUnderFaults(t *testing.T) {
 	if len(history) < clients*10 {
 		t.Fatalf("only %d operations completed: the workload did not run", len(history))
 	}
+	var injected int64
+	for _, c := range faulty {
+		injected += c.faults.Injected()
+	}
 	res, info := porcupine.CheckOperationsVerbose(kvModel, history, budget(60*time.Second, 10*time.Minute))
-	t.Logf("checked %d operations (%d ambiguous writes) under %d faults: %v", len(history), ambiguous, inj.total(), res)
+	t.Logf("checked %d operations (%d ambiguous writes) under %d member faults and %d client faults (%s; %d calls with an ambiguous outcome): %v",
+		len(history), ambiguous, inj.total(), clientInj.total(), clientInj.summary(), injected, res)
 	switch res {
 	case porcupine.Illegal:
 		var b strings.Builder

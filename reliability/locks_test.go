@@ -89,7 +89,7 @@ func TestLocks_UnderFaults(t *testing.T) {
 	cancel()
 	<-done
 
-	entries := readLockLog(t, cl.RawClient(t))
+	entries := readLockLog(t, cl.RawClient(t), "rl-log/")
 	var prev int64
 	for _, e := range entries {
 		if e.fence < prev {
@@ -128,15 +128,16 @@ type lockLogEntry struct {
 	rev, fence int64
 }
 
-func readLockLog(t *testing.T, raw *clientv3.Client) []lockLogEntry {
+// readLockLog reads the guarded writes under prefix, ordered by revision.
+func readLockLog(t *testing.T, raw *clientv3.Client, prefix string) []lockLogEntry {
 	t.Helper()
-	resp, err := raw.Get(t.Context(), "rl-log/", clientv3.WithPrefix())
+	resp, err := raw.Get(t.Context(), prefix, clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []lockLogEntry
 	for _, kv := range resp.Kvs {
-		name := strings.TrimPrefix(string(kv.Key), "rl-log/")
+		name := strings.TrimPrefix(string(kv.Key), prefix)
 		fence, err := strconv.ParseInt(name[:20], 10, 64)
 		if err != nil {
 			t.Fatalf("log key %q: %v", name, err)

@@ -3,7 +3,11 @@ package reliability_test
 import (
 	"context"
 	"flag"
+	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,14 +76,30 @@ func (in *injector) run(t *testing.T, cl *etcdtest.Cluster, faults []fault, max 
 		}
 		f := faults[rng.IntN(len(faults))]
 		what := f.apply(t, cl, rng)
-		in.mu.Lock()
-		if in.counts == nil {
-			in.counts = map[string]int{}
-		}
-		in.counts[f.name]++
-		in.mu.Unlock()
+		in.count(f.name)
 		t.Logf("fault %d: %s (%s)", n+1, f.name, what)
 	}
+}
+
+func (in *injector) count(name string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.counts == nil {
+		in.counts = map[string]int{}
+	}
+	in.counts[name]++
+}
+
+// summary lists the faults applied, by kind.
+func (in *injector) summary() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	names := slices.Sorted(maps.Keys(in.counts))
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s: %d", n, in.counts[n])
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (in *injector) total() int {
