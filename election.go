@@ -219,7 +219,7 @@ func (c *Client) observeLeader(ctx context.Context, name string, ch chan<- strin
 func (c *Client) followLeader(ctx context.Context, o *leaderObserver, key string, rev int64) bool {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for wr := range c.raw.Watcher.Watch(wctx, key, clientv3.WithRev(rev+1)) {
+	for wr := range c.rawWatch(wctx, key, clientv3.WithRev(rev+1)) {
 		for _, ev := range wr.Events {
 			if ev.Type == mvccpb.DELETE {
 				return true
@@ -241,7 +241,7 @@ func (c *Client) waitEvent(ctx context.Context, key string, rev int64, opts ...c
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	opts = append(opts, clientv3.WithRev(rev+1))
-	for wr := range c.raw.Watcher.Watch(wctx, key, opts...) {
+	for wr := range c.rawWatch(wctx, key, opts...) {
 		if len(wr.Events) > 0 {
 			return true
 		}

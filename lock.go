@@ -359,7 +359,7 @@ func (c *Client) waitDeletes(ctx context.Context, prefix string, maxRev int64) e
 func (c *Client) waitDelete(ctx context.Context, key string, rev int64) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for wr := range c.raw.Watcher.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut()) {
+	for wr := range c.rawWatch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut()) {
 		if wr.CompactRevision != 0 {
 			return nil
 		}
@@ -581,7 +581,7 @@ func (l *Lock) keyDeleted() {
 // one created at fence, and returns the revision read.
 func (c *Client) watchKeyGone(ctx context.Context, key string, fence, rev int64) (gone bool, next int64, err error) {
 	wctx, cancel := context.WithCancel(ctx)
-	for wr := range c.raw.Watcher.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut()) {
+	for wr := range c.rawWatch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut()) {
 		if len(wr.Events) > 0 {
 			cancel()
 			return true, 0, nil

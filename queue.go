@@ -591,7 +591,7 @@ func waitEvent(ctx context.Context, c *Client, op, prefix string, rev int64, mat
 	defer cancel()
 	stop := context.AfterFunc(c.ctx, cancel)
 	defer stop()
-	for resp := range c.raw.Watcher.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev)) {
+	for resp := range c.rawWatch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev)) {
 		if resp.Err() != nil {
 			return waitPause(ctx, c, op, prefix)
 		}

@@ -397,7 +397,7 @@ func conflictDelay(attempt int, roundTrip time.Duration) time.Duration {
 func (c *Client) compactRevision(ctx context.Context, key string, rev int64) int64 {
 	ctx, cancel := context.WithTimeout(ctx, closeGrace)
 	defer cancel()
-	for resp := range c.raw.Watcher.Watch(ctx, key, clientv3.WithRev(rev)) {
+	for resp := range c.rawWatch(ctx, key, clientv3.WithRev(rev)) {
 		if resp.CompactRevision > 0 {
 			return resp.CompactRevision
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -519,3 +520,24 @@ func (t *task) stop() {
 
 // closedByClient reports whether the task ended because the client closed.
 func (t *task) closedByClient() bool { return t.byClient.Load() }
+
+// rawWatch yields the responses of a raw watch until its channel closes or
+// ctx ends, whichever comes first. clientv3 closes a watch's channel when
+// its ctx ends only once the stream's loop gets to it, and that loop can be
+// busy re-opening the stream over a bad network for a long time: a caller
+// bounded by ctx must not wait for it.
+func (c *Client) rawWatch(ctx context.Context, key string, opts ...clientv3.OpOption) iter.Seq[clientv3.WatchResponse] {
+	return func(yield func(clientv3.WatchResponse) bool) {
+		ch := c.raw.Watcher.Watch(ctx, key, opts...)
+		for {
+			select {
+			case wr, ok := <-ch:
+				if !ok || !yield(wr) {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}

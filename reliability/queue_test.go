@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,6 +145,11 @@ func testQueueDelivery(t *testing.T, atLeastOnce bool) {
 		sleepCtx(consumeCtx, 200*time.Millisecond)
 	}
 	drained := time.Since(healed)
+	if len(queueLeft(t, raw, prefix)) > 0 {
+		// The consumers did not drain the queue: show where they are.
+		buf := make([]byte, 4<<20)
+		t.Logf("queue not drained; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
+	}
 	stopConsumers()
 	consumers.Wait()
 
