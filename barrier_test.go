@@ -2,7 +2,6 @@ package etcdkit_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -22,34 +21,22 @@ func TestBarrier_HoldWaitRelease(t *testing.T) {
 	ctx := testCtx(t)
 	key := testPrefix(t) + "gate"
 	holder := etcdkit.NewBarrier(newClient(t), key)
-	if err := holder.Hold(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := holder.Hold(ctx); !errors.Is(err, etcdkit.ErrExists) {
-		t.Errorf("second Hold: err = %v, want ErrExists", err)
-	}
+	require.NoError(t, holder.Hold(ctx))
+	assert.ErrorIs(t, holder.Hold(ctx), etcdkit.ErrExists, "second Hold")
 	var released atomic.Bool
 	var wg sync.WaitGroup
 	for range 3 {
 		b := etcdkit.NewBarrier(newClient(t), key)
 		wg.Go(func() {
-			if err := b.Wait(ctx); err != nil {
-				t.Errorf("Wait: %v", err)
-			}
-			if !released.Load() {
-				t.Error("a waiter passed the barrier before it was released")
-			}
+			assert.NoError(t, b.Wait(ctx), "Wait")
+			assert.True(t, released.Load(), "a waiter passed the barrier before it was released")
 		})
 	}
 	time.Sleep(200 * time.Millisecond) // the waiters block meanwhile
 	released.Store(true)
-	if err := holder.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, holder.Release(ctx))
 	wg.Wait()
-	if err := holder.Wait(ctx); err != nil {
-		t.Errorf("Wait on a released barrier: %v", err)
-	}
+	assert.NoError(t, holder.Wait(ctx), "Wait on a released barrier")
 }
 
 func TestDoubleBarrier_EnterTogetherLeaveTogether(t *testing.T) {
@@ -61,32 +48,24 @@ func TestDoubleBarrier_EnterTogetherLeaveTogether(t *testing.T) {
 	var wg sync.WaitGroup
 	for range n {
 		b, err := etcdkit.NewDoubleBarrier(newClient(t), key, n)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		wg.Go(func() {
 			entered.Add(1)
-			if err := b.Enter(ctx); err != nil {
-				t.Errorf("Enter: %v", err)
+			if !assert.NoError(t, b.Enter(ctx), "Enter") {
 				return
 			}
-			if got := entered.Load(); got != n {
-				t.Errorf("passed Enter with %d of %d participants in", got, n)
-			}
+			assert.EqualValues(t, n, entered.Load(), "participants in when Enter returned")
 			left.Add(1)
-			if err := b.Leave(ctx); err != nil {
-				t.Errorf("Leave: %v", err)
+			if !assert.NoError(t, b.Leave(ctx), "Leave") {
 				return
 			}
-			if got := left.Load(); got != n {
-				t.Errorf("passed Leave with %d of %d participants out", got, n)
-			}
+			assert.EqualValues(t, n, left.Load(), "participants out when Leave returned")
 		})
 	}
 	wg.Wait()
 	resp, err := testServer.RawClient(t).Get(ctx, key, clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil || resp.Count != 0 {
-		t.Errorf("the barrier left %d keys behind (%v)", resp.Count, err)
+	if assert.NoError(t, err) {
+		assert.Zero(t, resp.Count, "the barrier left keys behind")
 	}
 }
 
@@ -100,26 +79,18 @@ func TestDoubleBarrier_CrashedParticipant(t *testing.T) {
 	key := testPrefix(t) + "step"
 	raw := testServer.RawClient(t)
 	lease, err := raw.Grant(ctx, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.Put(ctx, fmt.Sprintf("%s/waiters/0/%x", key, lease.ID), "", clientv3.WithLease(lease.ID)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	_, err = raw.Put(ctx, fmt.Sprintf("%s/waiters/0/%x", key, lease.ID), "", clientv3.WithLease(lease.ID))
+	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for range n - 1 {
 		b, err := etcdkit.NewDoubleBarrier(newClient(t), key, n, etcdkit.BarrierTTL(2*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		wg.Go(func() {
-			if err := b.Enter(ctx); err != nil {
-				t.Errorf("Enter: %v", err)
+			if !assert.NoError(t, b.Enter(ctx), "Enter") {
 				return
 			}
-			if err := b.Leave(ctx); err != nil {
-				t.Errorf("Leave with a crashed participant: %v", err)
-			}
+			assert.NoError(t, b.Leave(ctx), "Leave with a crashed participant")
 		})
 	}
 	wg.Wait() // bounded by testCtx: a barrier blocked forever fails the test

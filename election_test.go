@@ -2,11 +2,13 @@ package etcdkit_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 )
@@ -17,12 +19,10 @@ func electionNext(t *testing.T, ch <-chan string) string {
 	t.Helper()
 	select {
 	case v, ok := <-ch:
-		if !ok {
-			t.Fatal("observer channel closed early")
-		}
+		require.True(t, ok, "observer channel closed early")
 		return v
 	case <-time.After(20 * time.Second):
-		t.Fatal("no leader value observed within 20s")
+		require.FailNow(t, "no leader value observed within 20s")
 	}
 	return ""
 }
@@ -34,24 +34,18 @@ func TestElectionHandover(t *testing.T) {
 	raw := srv.RawClient(t)
 	name := lockName(t)
 
-	if _, err := obs.Leader(t.Context(), name); !errors.Is(err, etcdkit.ErrNoLeader) {
-		t.Fatalf("Leader with no candidates = %v, want ErrNoLeader", err)
-	}
+	_, err := obs.Leader(t.Context(), name)
+	require.ErrorIs(t, err, etcdkit.ErrNoLeader, "Leader with no candidates")
 	octx, ocancel := context.WithCancel(t.Context())
 	seen := obs.ObserveLeader(octx, name)
 
 	la, err := a.Campaign(t.Context(), name, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := electionNext(t, seen); v != "a" {
-		t.Errorf("observed %q, want a", v)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "a", electionNext(t, seen), "observed")
 	won := make(chan *etcdkit.Leadership, 1)
 	go func() {
 		lb, err := b.Campaign(t.Context(), name, "b")
-		if err != nil {
-			t.Error(err)
+		if !assert.NoError(t, err) {
 			close(won)
 			return
 		}
@@ -60,54 +54,35 @@ func TestElectionHandover(t *testing.T) {
 	lockWaitKeys(t, raw, name+"/", 2)
 	select {
 	case <-won:
-		t.Fatal("second candidate leads while the first still does")
+		require.FailNow(t, "second candidate leads while the first still does")
 	default:
 	}
-	if v, err := obs.Leader(t.Context(), name); err != nil || v != "a" {
-		t.Errorf("Leader = %q, %v; want a", v, err)
-	}
-	if err := la.Proclaim(t.Context(), "a2"); err != nil {
-		t.Fatal(err)
-	}
-	if v := electionNext(t, seen); v != "a2" {
-		t.Errorf("observed %q after Proclaim, want a2", v)
-	}
+	v, err := obs.Leader(t.Context(), name)
+	assert.NoError(t, err, "Leader")
+	assert.Equal(t, "a", v, "Leader")
+	require.NoError(t, la.Proclaim(t.Context(), "a2"))
+	assert.Equal(t, "a2", electionNext(t, seen), "observed after Proclaim")
 
 	lost := la.Lost()
-	if err := la.Resign(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := la.Resign(t.Context()); err != nil {
-		t.Errorf("second Resign: %v", err)
-	}
+	require.NoError(t, la.Resign(t.Context()))
+	assert.NoError(t, la.Resign(t.Context()), "second Resign")
 	lockWaitClosed(t, lost, "Lost after Resign")
 	var lb *etcdkit.Leadership
 	select {
 	case lb = <-won:
 	case <-time.After(20 * time.Second):
-		t.Fatal("second candidate not elected after the first resigned")
+		require.FailNow(t, "second candidate not elected after the first resigned")
 	}
-	if lb == nil {
-		t.FailNow()
-	}
-	if v := electionNext(t, seen); v != "b" {
-		t.Errorf("observed %q after handover, want b", v)
-	}
-	if lb.Fence() <= la.Fence() {
-		t.Errorf("new leader's fence %d not above %d", lb.Fence(), la.Fence())
-	}
-	if err := la.Proclaim(t.Context(), "stale"); err == nil {
-		t.Error("Proclaim after Resign succeeded")
-	}
-	if v, err := obs.Leader(t.Context(), name); err != nil || v != "b" {
-		t.Errorf("Leader = %q, %v; want b", v, err)
-	}
-	if err := lb.Resign(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := obs.Leader(t.Context(), name); !errors.Is(err, etcdkit.ErrNoLeader) {
-		t.Errorf("Leader after all resigned = %v, want ErrNoLeader", err)
-	}
+	require.NotNil(t, lb, "second candidate's Campaign failed")
+	assert.Equal(t, "b", electionNext(t, seen), "observed after handover")
+	assert.Greater(t, lb.Fence(), la.Fence(), "new leader's fence not above the old one's")
+	assert.Error(t, la.Proclaim(t.Context(), "stale"), "Proclaim after Resign succeeded")
+	v, err = obs.Leader(t.Context(), name)
+	assert.NoError(t, err, "Leader")
+	assert.Equal(t, "b", v, "Leader")
+	require.NoError(t, lb.Resign(t.Context()))
+	_, err = obs.Leader(t.Context(), name)
+	assert.ErrorIs(t, err, etcdkit.ErrNoLeader, "Leader after all resigned")
 	ocancel()
 	for range seen { // closed once ctx ends
 	}
@@ -120,25 +95,17 @@ func TestElectionLostOnRevoke(t *testing.T) {
 	name := lockName(t)
 	data := etcdkit.NewKV(cli, name+"-data/", etcdkit.String())
 	ld, err := cli.Campaign(t.Context(), name, "v")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	lost := ld.Lost()
 	lockRevokeLeaseOf(t, raw, ld.Key())
 	lockWaitClosed(t, lost, "Lost after revoking the lease")
-	if err := ld.Err(); !errors.Is(err, etcdkit.ErrLeaseExpired) {
-		t.Errorf("Err = %v, want ErrLeaseExpired", err)
-	}
-	if err := ld.Proclaim(t.Context(), "w"); !errors.Is(err, etcdkit.ErrLeaseExpired) {
-		t.Errorf("Proclaim after loss = %v, want ErrLeaseExpired", err)
-	}
+	assert.ErrorIs(t, ld.Err(), etcdkit.ErrLeaseExpired)
+	assert.ErrorIs(t, ld.Proclaim(t.Context(), "w"), etcdkit.ErrLeaseExpired, "Proclaim after loss")
 	res, err := cli.Txn(t.Context()).If(ld.Held()).Then(data.PutOp("x", "1")).Commit()
-	if err != nil || res.Succeeded {
-		t.Errorf("guarded write after loss: succeeded=%v, err=%v; want refused", res.Succeeded, err)
+	if assert.NoError(t, err, "guarded write after loss") {
+		assert.False(t, res.Succeeded, "guarded write after loss: want refused")
 	}
-	if err := ld.Resign(t.Context()); err != nil {
-		t.Errorf("Resign after loss: %v", err)
-	}
+	assert.NoError(t, ld.Resign(t.Context()), "Resign after loss")
 }
 
 func TestCampaignCancelled(t *testing.T) {
@@ -147,9 +114,7 @@ func TestCampaignCancelled(t *testing.T) {
 	a, b, raw := srv.Client(t), srv.Client(t), srv.RawClient(t)
 	name := lockName(t)
 	la, err := a.Campaign(t.Context(), name, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
@@ -160,15 +125,11 @@ func TestCampaignCancelled(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Campaign = %v, want context.Canceled", err)
-		}
+		assert.ErrorIs(t, err, context.Canceled, "Campaign")
 	case <-time.After(20 * time.Second):
-		t.Fatal("Campaign did not return after its ctx was cancelled")
+		require.FailNow(t, "Campaign did not return after its ctx was cancelled")
 	}
-	if keys := lockKeysUnder(t, raw, name+"/"); len(keys) != 1 || keys[0] != la.Key() {
-		t.Errorf("keys = %q, want only the leader's", keys)
-	}
+	assert.Equal(t, []string{la.Key()}, lockKeysUnder(t, raw, name+"/"), "keys: want only the leader's")
 }
 
 func TestElectionWireCompatible(t *testing.T) {
@@ -177,38 +138,28 @@ func TestElectionWireCompatible(t *testing.T) {
 	cli, raw := srv.Client(t), srv.RawClient(t)
 	name := lockName(t)
 	sess, err := concurrency.NewSession(raw, concurrency.WithTTL(10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer sess.Close()
 
 	t.Run("ours leads, concurrency waits", func(t *testing.T) {
 		ld, err := cli.Campaign(t.Context(), name, "ours")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		e := concurrency.NewElection(sess, name)
 		resp, err := e.Leader(t.Context())
-		if err != nil || string(resp.Kvs[0].Value) != "ours" {
-			t.Fatalf("concurrency Leader = %v, %v; want ours", resp, err)
-		}
+		require.NoError(t, err, "concurrency Leader")
+		require.Equal(t, "ours", string(resp.Kvs[0].Value), "concurrency Leader")
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 		defer cancel()
-		if err := e.Campaign(ctx, "theirs"); !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("concurrency Campaign while we lead = %v, want it to wait until its deadline", err)
-		}
-		if err := ld.Resign(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		assert.ErrorIs(t, e.Campaign(ctx, "theirs"), context.DeadlineExceeded,
+			"concurrency Campaign while we lead: want it to wait until its deadline")
+		require.NoError(t, ld.Resign(t.Context()))
 	})
 	t.Run("concurrency leads, ours waits", func(t *testing.T) {
 		e := concurrency.NewElection(sess, name)
-		if err := e.Campaign(t.Context(), "theirs"); err != nil {
-			t.Fatal(err)
-		}
-		if v, err := cli.Leader(t.Context(), name); err != nil || v != "theirs" {
-			t.Errorf("Leader = %q, %v; want theirs", v, err)
-		}
+		require.NoError(t, e.Campaign(t.Context(), "theirs"))
+		v, err := cli.Leader(t.Context(), name)
+		assert.NoError(t, err, "Leader")
+		assert.Equal(t, "theirs", v, "Leader")
 		won := make(chan error, 1)
 		go func() {
 			ld, err := cli.Campaign(t.Context(), name, "ours")
@@ -220,19 +171,15 @@ func TestElectionWireCompatible(t *testing.T) {
 		lockWaitKeys(t, raw, name+"/", 2)
 		select {
 		case <-won:
-			t.Fatal("our Campaign returned while concurrency.Election leads")
+			require.FailNow(t, "our Campaign returned while concurrency.Election leads")
 		default:
 		}
-		if err := e.Resign(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.Resign(t.Context()))
 		select {
 		case err := <-won:
-			if err != nil {
-				t.Errorf("Campaign after concurrency resigned: %v", err)
-			}
+			assert.NoError(t, err, "Campaign after concurrency resigned")
 		case <-time.After(20 * time.Second):
-			t.Fatal("not elected after concurrency.Election resigned")
+			require.FailNow(t, "not elected after concurrency.Election resigned")
 		}
 	})
 }

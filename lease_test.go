@@ -2,13 +2,17 @@ package etcdkit_test
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 func clientv3LeaseID(l *etcdkit.Lease) clientv3.LeaseID { return clientv3.LeaseID(l.ID()) }
@@ -20,7 +24,7 @@ func waitClosed(t *testing.T, ch <-chan struct{}, limit time.Duration, what stri
 	select {
 	case <-ch:
 	case <-time.After(limit):
-		t.Fatalf("%s: not closed within %v", what, limit)
+		require.FailNow(t, fmt.Sprintf("%s: not closed within %v", what, limit))
 	}
 }
 
@@ -29,9 +33,7 @@ func TestGrantRejectsShortTTL(t *testing.T) {
 	cli := etcdtest.Start(t).Client(t)
 	for _, ttl := range []time.Duration{0, -time.Second, 999 * time.Millisecond} {
 		_, err := cli.Grant(t.Context(), ttl)
-		if !errors.Is(err, etcdkit.ErrInvalidTTL) {
-			t.Errorf("Grant(%v) = %v, want ErrInvalidTTL", ttl, err)
-		}
+		assert.ErrorIs(t, err, etcdkit.ErrInvalidTTL, "Grant(%v)", ttl)
 	}
 }
 
@@ -39,19 +41,12 @@ func TestGrantReportsServerTTL(t *testing.T) {
 	t.Parallel()
 	cli := etcdtest.Start(t).Client(t)
 	l, err := cli.Grant(t.Context(), 1500*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ttl, err := cli.Raw().TimeToLive(t.Context(), clientv3LeaseID(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l.TTL() != time.Duration(ttl.GrantedTTL)*time.Second || l.TTL() < 2*time.Second {
-		t.Errorf("TTL() = %v, server granted %ds (asked 1.5s, rounded up to 2s)", l.TTL(), ttl.GrantedTTL)
-	}
-	if l.Err() != nil {
-		t.Errorf("Err() = %v on a live lease", l.Err())
-	}
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(ttl.GrantedTTL)*time.Second, l.TTL(), "TTL(): want what the server granted")
+	assert.GreaterOrEqual(t, l.TTL(), 2*time.Second, "TTL(): asked 1.5s, want it rounded up to 2s")
+	assert.NoError(t, l.Err(), "Err() on a live lease")
 }
 
 func TestLeaseKeepAliveOutlivesTTL(t *testing.T) {
@@ -59,31 +54,20 @@ func TestLeaseKeepAliveOutlivesTTL(t *testing.T) {
 	cli := etcdtest.Start(t).Client(t)
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
 	l, err := cli.Grant(t.Context(), 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Put(t.Context(), "k", "v", etcdkit.WithLease(l)); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.KeepAlive(); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.KeepAlive(); err != nil {
-		t.Fatalf("second KeepAlive: %v", err)
-	}
+	require.NoError(t, err)
+	_, err = kv.Put(t.Context(), "k", "v", etcdkit.WithLease(l))
+	require.NoError(t, err)
+	require.NoError(t, l.KeepAlive())
+	require.NoError(t, l.KeepAlive(), "second KeepAlive")
 	// A caller's ctx ending does not stop the keep-alive.
 	select {
 	case <-l.Done():
-		t.Fatalf("lease ended while kept alive: %v", l.Err())
+		require.FailNow(t, "lease ended while kept alive", "Err() = %v", l.Err())
 	case <-time.After(3 * l.TTL()):
 	}
 	e, err := kv.Get(t.Context(), "k")
-	if err != nil {
-		t.Fatalf("key of a kept-alive lease after 3×TTL: %v", err)
-	}
-	if e.Lease != l.ID() {
-		t.Errorf("entry lease = %x, want %x", e.Lease, l.ID())
-	}
+	require.NoError(t, err, "key of a kept-alive lease after 3×TTL")
+	assert.Equal(t, l.ID(), e.Lease, "entry lease")
 }
 
 func TestLeaseRevoke(t *testing.T) {
@@ -91,64 +75,39 @@ func TestLeaseRevoke(t *testing.T) {
 	cli := etcdtest.Start(t).Client(t)
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
 	l, err := cli.Grant(t.Context(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Put(t.Context(), "k", "v", etcdkit.WithLease(l)); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.KeepAlive(); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Revoke(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	_, err = kv.Put(t.Context(), "k", "v", etcdkit.WithLease(l))
+	require.NoError(t, err)
+	require.NoError(t, l.KeepAlive())
+	require.NoError(t, l.Revoke(t.Context()))
 	waitClosed(t, l.Done(), time.Second, "Done after Revoke")
-	if !errors.Is(l.Err(), etcdkit.ErrLeaseRevoked) {
-		t.Errorf("Err() = %v, want ErrLeaseRevoked", l.Err())
-	}
-	if _, err := kv.Get(t.Context(), "k"); !errors.Is(err, etcdkit.ErrNotFound) {
-		t.Errorf("Get of a revoked lease's key = %v, want ErrNotFound", err)
-	}
-	if err := l.Revoke(t.Context()); err != nil {
-		t.Errorf("second Revoke = %v, want nil", err)
-	}
-	if err := l.KeepAlive(); !errors.Is(err, etcdkit.ErrLeaseRevoked) {
-		t.Errorf("KeepAlive after Revoke = %v, want ErrLeaseRevoked", err)
-	}
+	assert.ErrorIs(t, l.Err(), etcdkit.ErrLeaseRevoked, "Err()")
+	_, err = kv.Get(t.Context(), "k")
+	assert.ErrorIs(t, err, etcdkit.ErrNotFound, "Get of a revoked lease's key")
+	assert.NoError(t, l.Revoke(t.Context()), "second Revoke")
+	assert.ErrorIs(t, l.KeepAlive(), etcdkit.ErrLeaseRevoked, "KeepAlive after Revoke")
 }
 
 func TestLeaseExpiresWithoutKeepAlive(t *testing.T) {
 	t.Parallel()
 	cli := etcdtest.Start(t).Client(t)
 	l, err := cli.Grant(t.Context(), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	waitClosed(t, l.Done(), 3*l.TTL(), "Done of a lease not kept alive")
-	if !errors.Is(l.Err(), etcdkit.ErrLeaseLost) {
-		t.Errorf("Err() = %v, want ErrLeaseLost", l.Err())
-	}
+	assert.ErrorIs(t, l.Err(), etcdkit.ErrLeaseLost, "Err()")
 }
 
 func TestLeaseExpiredOnServer(t *testing.T) {
 	t.Parallel()
 	cli := etcdtest.Start(t).Client(t)
 	l, err := cli.Grant(t.Context(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.KeepAlive(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, l.KeepAlive())
 	// Someone else revokes it: to this holder, it is gone.
-	if _, err := cli.Raw().Revoke(t.Context(), clientv3LeaseID(l)); err != nil {
-		t.Fatal(err)
-	}
+	_, err = cli.Raw().Revoke(t.Context(), clientv3LeaseID(l))
+	require.NoError(t, err)
 	waitClosed(t, l.Done(), 3*l.TTL(), "Done of a lease revoked elsewhere")
-	if !errors.Is(l.Err(), etcdkit.ErrLeaseExpired) {
-		t.Errorf("Err() = %v, want ErrLeaseExpired", l.Err())
-	}
+	assert.ErrorIs(t, l.Err(), etcdkit.ErrLeaseExpired, "Err()")
 }
 
 func TestLeaseKeepAliveUnreachable(t *testing.T) {
@@ -156,21 +115,15 @@ func TestLeaseKeepAliveUnreachable(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	l, err := cli.Grant(t.Context(), 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.KeepAlive(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, l.KeepAlive())
 	time.Sleep(500 * time.Millisecond) // at least one refresh
 	srv.Stop()
 	stopped := time.Now()
 	waitClosed(t, l.Done(), 3*l.TTL(), "Done with the server stopped")
 	t.Logf("Done closed %v after the server stopped (TTL %v)", time.Since(stopped), l.TTL())
 	// Nobody could ask the server: the lease is lost, not known to be expired.
-	if !errors.Is(l.Err(), etcdkit.ErrLeaseLost) {
-		t.Errorf("Err() = %v, want ErrLeaseLost", l.Err())
-	}
+	assert.ErrorIs(t, l.Err(), etcdkit.ErrLeaseLost, "Err()")
 }
 
 func TestClientCloseEndsLeases(t *testing.T) {
@@ -180,42 +133,26 @@ func TestClientCloseEndsLeases(t *testing.T) {
 	other := srv.Client(t)
 	kv := etcdkit.NewKV(other, t.Name()+"/", etcdkit.String())
 	kept, err := cli.Grant(t.Context(), 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kept.KeepAlive(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, kept.KeepAlive())
 	plain, err := cli.Grant(t.Context(), 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for key, l := range map[string]*etcdkit.Lease{"kept": kept, "plain": plain} {
-		if _, err := kv.Put(t.Context(), key, "v", etcdkit.WithLease(l)); err != nil {
-			t.Fatal(err)
-		}
+		_, err := kv.Put(t.Context(), key, "v", etcdkit.WithLease(l))
+		require.NoError(t, err)
 	}
-	if err := cli.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cli.Close())
 	for _, l := range []*etcdkit.Lease{kept, plain} {
 		waitClosed(t, l.Done(), time.Second, "Done after Client.Close")
-		if !errors.Is(l.Err(), etcdkit.ErrClosed) {
-			t.Errorf("Err() = %v, want ErrClosed", l.Err())
-		}
+		assert.ErrorIs(t, l.Err(), etcdkit.ErrClosed, "Err()")
 	}
-	if _, err := kv.Get(t.Context(), "kept"); !errors.Is(err, etcdkit.ErrNotFound) {
-		t.Errorf("key of a kept-alive lease after Close: %v, want ErrNotFound (revoked)", err)
-	}
-	if _, err := kv.Get(t.Context(), "plain"); err != nil {
-		t.Errorf("key of a lease nobody kept alive after Close: %v, want it left to its TTL", err)
-	}
-	if err := kept.KeepAlive(); err == nil {
-		t.Error("KeepAlive after Close succeeded")
-	}
-	if _, err := cli.Grant(context.Background(), time.Minute); !errors.Is(err, etcdkit.ErrClosed) {
-		t.Errorf("Grant after Close = %v, want ErrClosed", err)
-	}
+	_, err = kv.Get(t.Context(), "kept")
+	assert.ErrorIs(t, err, etcdkit.ErrNotFound, "key of a kept-alive lease after Close: want it revoked")
+	_, err = kv.Get(t.Context(), "plain")
+	assert.NoError(t, err, "key of a lease nobody kept alive after Close: want it left to its TTL")
+	assert.Error(t, kept.KeepAlive(), "KeepAlive after Close succeeded")
+	_, err = cli.Grant(context.Background(), time.Minute)
+	assert.ErrorIs(t, err, etcdkit.ErrClosed, "Grant after Close")
 }
 
 func TestLeaseSurvivesRestart(t *testing.T) {
@@ -224,22 +161,16 @@ func TestLeaseSurvivesRestart(t *testing.T) {
 	cli := srv.Client(t)
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
 	l, err := cli.Grant(t.Context(), 3*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.KeepAlive(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Put(t.Context(), "k", "v", etcdkit.WithLease(l)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, l.KeepAlive())
+	_, err = kv.Put(t.Context(), "k", "v", etcdkit.WithLease(l))
+	require.NoError(t, err)
 	srv.Restart(t)
 	select {
 	case <-l.Done():
-		t.Fatalf("lease lost across a quick restart: %v", l.Err())
+		require.FailNow(t, "lease lost across a quick restart", "Err() = %v", l.Err())
 	case <-time.After(2 * l.TTL()):
 	}
-	if _, err := kv.Get(t.Context(), "k"); err != nil {
-		t.Errorf("key of a kept-alive lease after a restart and 2×TTL: %v", err)
-	}
+	_, err = kv.Get(t.Context(), "k")
+	assert.NoError(t, err, "key of a kept-alive lease after a restart and 2×TTL")
 }

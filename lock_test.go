@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
@@ -56,7 +58,7 @@ func lockWaitClosed(t testing.TB, ch <-chan struct{}, what string) {
 	select {
 	case <-ch:
 	case <-time.After(20 * time.Second):
-		t.Fatalf("%s: not closed after 20s", what)
+		require.FailNow(t, what+": not closed after 20s")
 	}
 }
 
@@ -64,9 +66,7 @@ func lockWaitClosed(t testing.TB, ch <-chan struct{}, what string) {
 func lockKeysUnder(t testing.TB, raw *clientv3.Client, prefix string) []string {
 	t.Helper()
 	resp, err := raw.Get(t.Context(), prefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
-	if err != nil {
-		t.Fatalf("get %q: %v", prefix, err)
-	}
+	require.NoError(t, err, "get %q", prefix)
 	var keys []string
 	for _, kv := range resp.Kvs {
 		keys = append(keys, string(kv.Key))
@@ -83,19 +83,17 @@ func lockWaitKeys(t testing.TB, raw *clientv3.Client, prefix string, n int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("want %d keys under %q, have %q", n, prefix, lockKeysUnder(t, raw, prefix))
+	require.FailNow(t, fmt.Sprintf("want %d keys under %q, have %q", n, prefix, lockKeysUnder(t, raw, prefix)))
 }
 
 // lockRevokeLeaseOf revokes, from outside, the lease behind key.
 func lockRevokeLeaseOf(t testing.TB, raw *clientv3.Client, key string) {
 	t.Helper()
 	resp, err := raw.Get(t.Context(), key)
-	if err != nil || len(resp.Kvs) == 0 {
-		t.Fatalf("get %q: %v (found %d)", key, err, len(resp.Kvs))
-	}
-	if _, err := raw.Revoke(t.Context(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
-		t.Fatalf("revoke lease of %q: %v", key, err)
-	}
+	require.NoError(t, err, "get %q", key)
+	require.NotEmpty(t, resp.Kvs, "get %q", key)
+	_, err = raw.Revoke(t.Context(), clientv3.LeaseID(resp.Kvs[0].Lease))
+	require.NoError(t, err, "revoke lease of %q", key)
 }
 
 // lockStressRounds is how often each goroutine takes the lock in
@@ -139,22 +137,14 @@ func TestLockMutualExclusion(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Error(err)
+		assert.NoError(t, err)
 	}
 	e, err := etcdkit.NewKV(srv.Client(t), "", etcdkit.String()).Get(t.Context(), counterKey)
-	if err != nil {
-		t.Fatalf("read counter: %v", err)
-	}
-	if want := strconv.Itoa(clients * workers * rounds); e.Value != want {
-		t.Errorf("counter = %s, want %s: increments were lost, so two holders overlapped", e.Value, want)
-	}
-	if len(fences) != clients*workers*rounds {
-		t.Errorf("recorded %d fences, want %d", len(fences), clients*workers*rounds)
-	}
+	require.NoError(t, err, "read counter")
+	assert.Equal(t, strconv.Itoa(clients*workers*rounds), e.Value, "counter: increments were lost, so two holders overlapped")
+	assert.Len(t, fences, clients*workers*rounds, "recorded fences")
 	for i := 1; i < len(fences); i++ {
-		if fences[i] <= fences[i-1] {
-			t.Fatalf("fence %d of holder %d is not above %d of the holder before", fences[i], i, fences[i-1])
-		}
+		require.Greater(t, fences[i], fences[i-1], "fence of holder %d is not above the holder before's", i)
 	}
 }
 
@@ -196,41 +186,25 @@ func TestLockLostWhenLeaseRevoked(t *testing.T) {
 	cli, raw := srv.Client(t), srv.RawClient(t)
 	data := etcdkit.NewKV(cli, lockName(t)+"-data/", etcdkit.String())
 	l, err := cli.Lock(t.Context(), lockName(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	lost := l.Lost()
-	if err := l.Err(); err != nil {
-		t.Fatalf("Err while held = %v, want nil", err)
-	}
+	require.NoError(t, l.Err(), "Err while held")
 	res, err := cli.Txn(t.Context()).If(l.Held()).Then(data.PutOp("x", "1")).Commit()
-	if err != nil || !res.Succeeded {
-		t.Fatalf("guarded write while held: succeeded=%v, err=%v; want success", res.Succeeded, err)
-	}
+	require.NoError(t, err, "guarded write while held")
+	require.True(t, res.Succeeded, "guarded write while held: want success")
 
 	lockRevokeLeaseOf(t, raw, l.Key())
 	lockWaitClosed(t, lost, "Lost after revoking the lease")
-	if err := l.Err(); !errors.Is(err, etcdkit.ErrLeaseExpired) {
-		t.Errorf("Err = %v, want ErrLeaseExpired", err)
-	}
+	assert.ErrorIs(t, l.Err(), etcdkit.ErrLeaseExpired)
 	res, err = cli.Txn(t.Context()).If(l.Held()).Then(data.PutOp("x", "2")).Commit()
-	if err != nil || res.Succeeded {
-		t.Fatalf("guarded write after loss: succeeded=%v, err=%v; want refused", res.Succeeded, err)
-	}
-	if err := l.Unlock(t.Context()); err != nil {
-		t.Errorf("Unlock after loss: %v", err)
-	}
+	require.NoError(t, err, "guarded write after loss")
+	require.False(t, res.Succeeded, "guarded write after loss: want refused")
+	assert.NoError(t, l.Unlock(t.Context()), "Unlock after loss")
 	// The session whose lease is gone is replaced, not reused.
 	l2, err := cli.Lock(t.Context(), lockName(t))
-	if err != nil {
-		t.Fatalf("Lock after the lease was revoked: %v", err)
-	}
-	if l2.Key() == l.Key() {
-		t.Errorf("new lock reused the revoked lease's key %q", l.Key())
-	}
-	if err := l2.Unlock(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Lock after the lease was revoked")
+	assert.NotEqual(t, l.Key(), l2.Key(), "new lock reused the revoked lease's key")
+	require.NoError(t, l2.Unlock(t.Context()))
 }
 
 func TestWithLockCancelsOnLoss(t *testing.T) {
@@ -257,12 +231,8 @@ func TestWithLockCancelsOnLoss(t *testing.T) {
 		}
 		return ctx.Err()
 	})
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("WithLock = %v, want fn's context.Canceled", err)
-	}
-	if !errors.Is(cause, etcdkit.ErrLeaseExpired) {
-		t.Errorf("cause of fn's ctx = %v, want ErrLeaseExpired", cause)
-	}
+	assert.ErrorIs(t, err, context.Canceled, "WithLock: want fn's context.Canceled")
+	assert.ErrorIs(t, cause, etcdkit.ErrLeaseExpired, "cause of fn's ctx")
 }
 
 func TestWithLockReleases(t *testing.T) {
@@ -277,16 +247,12 @@ func TestWithLockReleases(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil || !ran {
-		t.Fatalf("WithLock = %v, ran = %v", err, ran)
-	}
-	if keys := lockKeysUnder(t, raw, lockName(t)+"/"); len(keys) != 0 {
-		t.Errorf("keys after WithLock = %q, want none", keys)
-	}
+	require.NoError(t, err, "WithLock")
+	require.True(t, ran, "WithLock did not run fn")
+	assert.Empty(t, lockKeysUnder(t, raw, lockName(t)+"/"), "keys after WithLock")
 	wantErr := errors.New("fn failed")
-	if err := cli.WithLock(t.Context(), lockName(t), func(context.Context) error { return wantErr }); !errors.Is(err, wantErr) {
-		t.Errorf("WithLock = %v, want fn's error", err)
-	}
+	err = cli.WithLock(t.Context(), lockName(t), func(context.Context) error { return wantErr })
+	assert.ErrorIs(t, err, wantErr, "WithLock: want fn's error")
 }
 
 func TestLockOldHolderFencedOut(t *testing.T) {
@@ -296,36 +262,25 @@ func TestLockOldHolderFencedOut(t *testing.T) {
 	name := lockName(t)
 	data := etcdkit.NewKV(a, name+"-data/", etcdkit.String())
 	la, err := a.Lock(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// A stalls; its lease expires (revoked here) and B takes the lock.
 	lockRevokeLeaseOf(t, raw, la.Key())
 	lb, err := b.Lock(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if lb.Fence() <= la.Fence() {
-		t.Errorf("new holder's fence %d is not above the old one's %d", lb.Fence(), la.Fence())
-	}
+	require.NoError(t, err)
+	assert.Greater(t, lb.Fence(), la.Fence(), "new holder's fence is not above the old one's")
 	res, err := a.Txn(t.Context()).If(la.Held()).Then(data.PutOp("x", "from A")).Commit()
-	if err != nil || res.Succeeded {
-		t.Errorf("old holder's fenced write: succeeded=%v, err=%v; want refused", res.Succeeded, err)
+	if assert.NoError(t, err, "old holder's fenced write") {
+		assert.False(t, res.Succeeded, "old holder's fenced write: want refused")
 	}
 	res, err = b.Txn(t.Context()).If(lb.Held()).Then(data.PutOp("x", "from B")).Commit()
-	if err != nil || !res.Succeeded {
-		t.Errorf("new holder's fenced write: succeeded=%v, err=%v; want success", res.Succeeded, err)
+	if assert.NoError(t, err, "new holder's fenced write") {
+		assert.True(t, res.Succeeded, "new holder's fenced write: want success")
 	}
 	// The old holder's Unlock must not release the new holder's lock.
-	if err := la.Unlock(t.Context()); err != nil {
-		t.Errorf("old holder's Unlock: %v", err)
-	}
-	if keys := lockKeysUnder(t, raw, name+"/"); !slices.Equal(keys, []string{lb.Key()}) {
-		t.Errorf("keys after the old holder's Unlock = %q, want the new holder's %q", keys, lb.Key())
-	}
-	if _, err := b.TryLock(t.Context(), name); !errors.Is(err, etcdkit.ErrLocked) {
-		t.Errorf("TryLock while B holds = %v, want ErrLocked", err)
-	}
+	assert.NoError(t, la.Unlock(t.Context()), "old holder's Unlock")
+	assert.Equal(t, []string{lb.Key()}, lockKeysUnder(t, raw, name+"/"), "keys after the old holder's Unlock: want the new holder's")
+	_, err = b.TryLock(t.Context(), name)
+	assert.ErrorIs(t, err, etcdkit.ErrLocked, "TryLock while B holds")
 }
 
 func TestTryLock(t *testing.T) {
@@ -334,24 +289,15 @@ func TestTryLock(t *testing.T) {
 	a, b, raw := srv.Client(t), srv.Client(t), srv.RawClient(t)
 	name := lockName(t)
 	la, err := a.TryLock(t.Context(), name)
-	if err != nil {
-		t.Fatalf("TryLock on a free lock: %v", err)
-	}
+	require.NoError(t, err, "TryLock on a free lock")
 	for _, cli := range []*etcdkit.Client{b, a} {
-		if _, err := cli.TryLock(t.Context(), name); !errors.Is(err, etcdkit.ErrLocked) {
-			t.Errorf("TryLock on a held lock = %v, want ErrLocked", err)
-		}
+		_, err := cli.TryLock(t.Context(), name)
+		assert.ErrorIs(t, err, etcdkit.ErrLocked, "TryLock on a held lock")
 	}
-	if keys := lockKeysUnder(t, raw, name+"/"); !slices.Equal(keys, []string{la.Key()}) {
-		t.Errorf("keys after failed TryLocks = %q, want only the holder's %q", keys, la.Key())
-	}
-	if err := la.Unlock(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	assert.Equal(t, []string{la.Key()}, lockKeysUnder(t, raw, name+"/"), "keys after failed TryLocks: want only the holder's")
+	require.NoError(t, la.Unlock(t.Context()))
 	lb, err := b.TryLock(t.Context(), name)
-	if err != nil {
-		t.Fatalf("TryLock after Unlock: %v", err)
-	}
+	require.NoError(t, err, "TryLock after Unlock")
 	_ = lb.Unlock(t.Context())
 }
 
@@ -361,14 +307,11 @@ func TestLockTwiceFromOneClient(t *testing.T) {
 	cli, raw := srv.Client(t), srv.RawClient(t)
 	name := lockName(t)
 	l1, err := cli.Lock(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	got := make(chan *etcdkit.Lock, 1)
 	go func() {
 		l2, err := cli.Lock(t.Context(), name)
-		if err != nil {
-			t.Error(err)
+		if !assert.NoError(t, err) {
 			close(got)
 			return
 		}
@@ -376,35 +319,26 @@ func TestLockTwiceFromOneClient(t *testing.T) {
 	}()
 	lockWaitKeys(t, raw, name+"/", 2) // the second waits, with its own key
 	// A TryLock from the same client must not disturb the waiter's key.
-	if _, err := cli.TryLock(t.Context(), name); !errors.Is(err, etcdkit.ErrLocked) {
-		t.Errorf("TryLock = %v, want ErrLocked", err)
-	}
+	_, err = cli.TryLock(t.Context(), name)
+	assert.ErrorIs(t, err, etcdkit.ErrLocked, "TryLock")
 	select {
 	case <-got:
-		t.Fatal("second Lock returned while the first holds the lock")
+		require.FailNow(t, "second Lock returned while the first holds the lock")
 	default:
 	}
-	if keys := lockKeysUnder(t, raw, name+"/"); len(keys) != 2 || keys[0] != l1.Key() {
-		t.Fatalf("keys = %q, want the holder's %q and one waiter", keys, l1.Key())
-	}
-	if err := l1.Unlock(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	keys := lockKeysUnder(t, raw, name+"/")
+	require.Len(t, keys, 2, "keys: want the holder's and one waiter")
+	require.Equal(t, l1.Key(), keys[0], "keys: want the holder's first")
+	require.NoError(t, l1.Unlock(t.Context()))
 	var l2 *etcdkit.Lock
 	select {
 	case l2 = <-got:
 	case <-time.After(20 * time.Second):
-		t.Fatal("second Lock not granted after Unlock")
+		require.FailNow(t, "second Lock not granted after Unlock")
 	}
-	if l2 == nil {
-		t.FailNow()
-	}
-	if l2.Key() == l1.Key() {
-		t.Errorf("both locks used key %q: they need separate sessions", l1.Key())
-	}
-	if l2.Fence() <= l1.Fence() {
-		t.Errorf("fence %d not above %d", l2.Fence(), l1.Fence())
-	}
+	require.NotNil(t, l2, "second Lock failed")
+	assert.NotEqual(t, l1.Key(), l2.Key(), "both locks used one key: they need separate sessions")
+	assert.Greater(t, l2.Fence(), l1.Fence(), "second fence not above the first")
 	_ = l2.Unlock(t.Context())
 }
 
@@ -413,22 +347,14 @@ func TestUnlockTwice(t *testing.T) {
 	srv := lockServer(t)
 	cli, raw := srv.Client(t), srv.RawClient(t)
 	l, err := cli.Lock(t.Context(), lockName(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	lost := l.Lost()
 	for i := range 2 {
-		if err := l.Unlock(t.Context()); err != nil {
-			t.Errorf("Unlock #%d: %v", i+1, err)
-		}
+		assert.NoError(t, l.Unlock(t.Context()), "Unlock #%d", i+1)
 	}
 	lockWaitClosed(t, lost, "Lost after Unlock")
-	if err := l.Err(); !errors.Is(err, etcdkit.ErrClosed) {
-		t.Errorf("Err after Unlock = %v, want ErrClosed", err)
-	}
-	if keys := lockKeysUnder(t, raw, lockName(t)+"/"); len(keys) != 0 {
-		t.Errorf("keys after Unlock = %q, want none", keys)
-	}
+	assert.ErrorIs(t, l.Err(), etcdkit.ErrClosed, "Err after Unlock")
+	assert.Empty(t, lockKeysUnder(t, raw, lockName(t)+"/"), "keys after Unlock")
 }
 
 func TestLockWaitCancelled(t *testing.T) {
@@ -437,9 +363,7 @@ func TestLockWaitCancelled(t *testing.T) {
 	a, b, raw := srv.Client(t), srv.Client(t), srv.RawClient(t)
 	name := lockName(t)
 	la, err := a.Lock(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
@@ -450,15 +374,11 @@ func TestLockWaitCancelled(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Lock = %v, want context.Canceled", err)
-		}
+		assert.ErrorIs(t, err, context.Canceled, "Lock")
 	case <-time.After(20 * time.Second):
-		t.Fatal("Lock did not return after its ctx was cancelled")
+		require.FailNow(t, "Lock did not return after its ctx was cancelled")
 	}
-	if keys := lockKeysUnder(t, raw, name+"/"); !slices.Equal(keys, []string{la.Key()}) {
-		t.Errorf("keys after the waiter gave up = %q, want only the holder's", keys)
-	}
+	assert.Equal(t, []string{la.Key()}, lockKeysUnder(t, raw, name+"/"), "keys after the waiter gave up: want only the holder's")
 }
 
 func TestLockBadArguments(t *testing.T) {
@@ -477,18 +397,14 @@ func TestLockBadArguments(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := cli.Lock(t.Context(), tt.lock, tt.opts...); !errors.Is(err, tt.want) {
-				t.Errorf("Lock = %v, want %v", err, tt.want)
-			}
-			if _, err := cli.Campaign(t.Context(), tt.lock, "v", tt.opts...); !errors.Is(err, tt.want) {
-				t.Errorf("Campaign = %v, want %v", err, tt.want)
-			}
+			_, err := cli.Lock(t.Context(), tt.lock, tt.opts...)
+			assert.ErrorIs(t, err, tt.want, "Lock")
+			_, err = cli.Campaign(t.Context(), tt.lock, "v", tt.opts...)
+			assert.ErrorIs(t, err, tt.want, "Campaign")
 		})
 	}
 	l, err := cli.Lock(t.Context(), lockName(t), etcdkit.LockTTL(1500*time.Millisecond))
-	if err != nil {
-		t.Fatalf("Lock with a 1.5s TTL: %v", err)
-	}
+	require.NoError(t, err, "Lock with a 1.5s TTL")
 	_ = l.Unlock(t.Context())
 }
 
@@ -496,35 +412,22 @@ func TestLockClientClose(t *testing.T) {
 	t.Parallel()
 	srv := lockServer(t)
 	a, err := etcdkit.New(t.Context(), srv.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b := srv.Client(t)
 	name := lockName(t)
 	la, err := a.Lock(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	lost := la.Lost()
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, a.Close())
 	lockWaitClosed(t, lost, "Lost after Client.Close")
-	if err := la.Err(); !errors.Is(err, etcdkit.ErrClosed) {
-		t.Errorf("Err after Close = %v, want ErrClosed", err)
-	}
+	assert.ErrorIs(t, la.Err(), etcdkit.ErrClosed, "Err after Close")
 	// Close revoked the lease, so the lock is free at once.
 	lb, err := b.TryLock(t.Context(), name)
-	if err != nil {
-		t.Fatalf("TryLock after the holder's client closed: %v", err)
-	}
+	require.NoError(t, err, "TryLock after the holder's client closed")
 	_ = lb.Unlock(t.Context())
-	if err := la.Unlock(t.Context()); err != nil {
-		t.Errorf("Unlock after Close: %v", err)
-	}
-	if _, err := a.Lock(t.Context(), name); !errors.Is(err, etcdkit.ErrClosed) {
-		t.Errorf("Lock after Close = %v, want ErrClosed", err)
-	}
+	assert.NoError(t, la.Unlock(t.Context()), "Unlock after Close")
+	_, err = a.Lock(t.Context(), name)
+	assert.ErrorIs(t, err, etcdkit.ErrClosed, "Lock after Close")
 }
 
 func TestLockWireCompatible(t *testing.T) {
@@ -533,36 +436,24 @@ func TestLockWireCompatible(t *testing.T) {
 	cli, raw := srv.Client(t), srv.RawClient(t)
 	name := lockName(t)
 	sess, err := concurrency.NewSession(raw, concurrency.WithTTL(10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer sess.Close()
 
 	t.Run("ours excludes concurrency.Mutex", func(t *testing.T) {
 		l, err := cli.Lock(t.Context(), name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := concurrency.NewMutex(sess, name).TryLock(t.Context()); !errors.Is(err, concurrency.ErrLocked) {
-			t.Errorf("concurrency TryLock while we hold = %v, want ErrLocked", err)
-		}
-		if err := l.Unlock(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
+		err = concurrency.NewMutex(sess, name).TryLock(t.Context())
+		assert.ErrorIs(t, err, concurrency.ErrLocked, "concurrency TryLock while we hold")
+		require.NoError(t, l.Unlock(t.Context()))
 		m := concurrency.NewMutex(sess, name)
-		if err := m.TryLock(t.Context()); err != nil {
-			t.Fatalf("concurrency TryLock after our Unlock: %v", err)
-		}
+		require.NoError(t, m.TryLock(t.Context()), "concurrency TryLock after our Unlock")
 		_ = m.Unlock(t.Context())
 	})
 	t.Run("concurrency.Mutex excludes ours", func(t *testing.T) {
 		m := concurrency.NewMutex(sess, name)
-		if err := m.Lock(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cli.TryLock(t.Context(), name); !errors.Is(err, etcdkit.ErrLocked) {
-			t.Errorf("TryLock while concurrency.Mutex holds = %v, want ErrLocked", err)
-		}
+		require.NoError(t, m.Lock(t.Context()))
+		_, err := cli.TryLock(t.Context(), name)
+		assert.ErrorIs(t, err, etcdkit.ErrLocked, "TryLock while concurrency.Mutex holds")
 		got := make(chan error, 1)
 		go func() {
 			l, err := cli.Lock(t.Context(), name)
@@ -572,34 +463,23 @@ func TestLockWireCompatible(t *testing.T) {
 			got <- err
 		}()
 		lockWaitKeys(t, raw, name+"/", 2)
-		if err := m.Unlock(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, m.Unlock(t.Context()))
 		select {
 		case err := <-got:
-			if err != nil {
-				t.Errorf("Lock after concurrency.Mutex unlocked: %v", err)
-			}
+			assert.NoError(t, err, "Lock after concurrency.Mutex unlocked")
 		case <-time.After(20 * time.Second):
-			t.Fatal("Lock not granted after concurrency.Mutex unlocked")
+			require.FailNow(t, "Lock not granted after concurrency.Mutex unlocked")
 		}
 	})
 	t.Run("same key", func(t *testing.T) {
 		l, err := cli.Lock(t.Context(), name)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer l.Unlock(t.Context())
 		resp, err := raw.Get(t.Context(), l.Key())
-		if err != nil || len(resp.Kvs) != 1 {
-			t.Fatalf("get %q: %v", l.Key(), err)
-		}
-		if want := fmt.Sprintf("%s/%x", name, resp.Kvs[0].Lease); l.Key() != want {
-			t.Errorf("key = %q, want concurrency's %q", l.Key(), want)
-		}
-		if l.Fence() != resp.Kvs[0].CreateRevision {
-			t.Errorf("fence = %d, want the key's create revision %d", l.Fence(), resp.Kvs[0].CreateRevision)
-		}
+		require.NoError(t, err, "get %q", l.Key())
+		require.Len(t, resp.Kvs, 1, "get %q", l.Key())
+		assert.Equal(t, fmt.Sprintf("%s/%x", name, resp.Kvs[0].Lease), l.Key(), "key: want concurrency's")
+		assert.Equal(t, resp.Kvs[0].CreateRevision, l.Fence(), "fence: want the key's create revision")
 	})
 }
 
@@ -608,26 +488,19 @@ func TestLockLostWhenClusterUnreachable(t *testing.T) {
 	srv := etcdtest.Start(t) // its own server: this test stops it
 	cli := srv.Client(t)
 	l, err := cli.Lock(t.Context(), lockName(t), etcdkit.LockTTL(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	lost := l.Lost()
 	srv.Stop()
 	// Without answers to its keep-alives, the client must give the lease up
 	// for lost before its TTL passes, and say the lock is lost: the server
 	// may still hold the lease, so the loss is not an expiry.
 	lockWaitClosed(t, lost, "Lost with the cluster unreachable")
-	if err := l.Err(); !errors.Is(err, etcdkit.ErrLeaseLost) || errors.Is(err, etcdkit.ErrLeaseExpired) {
-		t.Errorf("Err = %v, want ErrLeaseLost", err)
-	}
+	assert.ErrorIs(t, l.Err(), etcdkit.ErrLeaseLost)
+	assert.NotErrorIs(t, l.Err(), etcdkit.ErrLeaseExpired, "a lease given up for lost is not an expiry")
 	srv.Restart(t)
 	// The next lock gets a new lease rather than the one given up for lost.
 	l2, err := cli.Lock(t.Context(), lockName(t), etcdkit.LockTTL(2*time.Second))
-	if err != nil {
-		t.Fatalf("Lock after the cluster came back: %v", err)
-	}
-	if l2.Key() == l.Key() {
-		t.Errorf("new lock reused the lost lease's key %q", l.Key())
-	}
+	require.NoError(t, err, "Lock after the cluster came back")
+	assert.NotEqual(t, l.Key(), l2.Key(), "new lock reused the lost lease's key")
 	_ = l2.Unlock(t.Context())
 }

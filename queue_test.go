@@ -36,8 +36,7 @@ func TestAppend_ListsInArrivalOrder(t *testing.T) {
 		wg.Go(func() {
 			for i := range 25 {
 				key, rev, err := kv.Append(ctx, fmt.Sprintf("w%d-%d", w, i))
-				if err != nil {
-					t.Errorf("Append: %v", err)
+				if !assert.NoError(t, err, "Append") {
 					return
 				}
 				mu.Lock()
@@ -48,27 +47,17 @@ func TestAppend_ListsInArrivalOrder(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if len(keys) != 100 {
-		t.Fatalf("%d distinct keys for 100 appends", len(keys))
-	}
+	require.Len(t, keys, 100, "distinct keys for 100 appends")
 	var prev int64
 	n := 0
 	for e, err := range kv.List(ctx) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if keys[e.Key] != e.ModRevision {
-			t.Errorf("key %s: listed at revision %d, Append said %d", e.Key, e.ModRevision, keys[e.Key])
-		}
-		if e.ModRevision <= prev {
-			t.Errorf("key %s (revision %d) lists after revision %d: not arrival order", e.Key, e.ModRevision, prev)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, keys[e.Key], e.ModRevision, "key %s: listed revision differs from the one Append returned", e.Key)
+		assert.Greater(t, e.ModRevision, prev, "key %s lists after a later revision: not arrival order", e.Key)
 		prev = e.ModRevision
 		n++
 	}
-	if n != 100 {
-		t.Errorf("listed %d entries, want 100", n)
-	}
+	assert.Equal(t, 100, n, "listed entries")
 }
 
 // TestAppend_NeverReusesANumber: a key appended and deleted is never named
@@ -78,31 +67,22 @@ func TestAppend_NeverReusesANumber(t *testing.T) {
 	ctx := testCtx(t)
 	kv := etcdkit.NewKV(newClient(t), testPrefix(t), etcdkit.String())
 	first, _, err := kv.Append(ctx, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Delete(ctx, first); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	_, err = kv.Delete(ctx, first)
+	require.NoError(t, err)
 	second, _, err := kv.Append(ctx, "b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second <= first {
-		t.Errorf("after deleting %s, Append named the next key %s", first, second)
-	}
+	require.NoError(t, err)
+	assert.Greater(t, second, first, "after deleting the first key, Append must name the next one above it")
 }
 
 func TestAppend_BadCounter(t *testing.T) {
 	t.Parallel()
 	prefix := testPrefix(t)
-	if _, err := testServer.RawClient(t).Put(testCtx(t), etcdkit.SequenceKey(prefix), "garbage"); err != nil {
-		t.Fatal(err)
-	}
+	_, err := testServer.RawClient(t).Put(testCtx(t), etcdkit.SequenceKey(prefix), "garbage")
+	require.NoError(t, err)
 	kv := etcdkit.NewKV(newClient(t), prefix, etcdkit.String())
-	if _, _, err := kv.Append(testCtx(t), "v"); !errors.Is(err, etcdkit.ErrInvalidArgument) {
-		t.Errorf("Append with a corrupt counter: err = %v, want ErrInvalidArgument", err)
-	}
+	_, _, err = kv.Append(testCtx(t), "v")
+	assert.ErrorIs(t, err, etcdkit.ErrInvalidArgument, "Append with a corrupt counter")
 }
 
 // TestQueue_CompetingConsumers: 4 producers × 250 items, 8 consumers on
@@ -122,8 +102,7 @@ func TestQueue_CompetingConsumers(t *testing.T) {
 		q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job]())
 		wg.Go(func() {
 			for s := range perProducer {
-				if _, err := q.Enqueue(ctx, job{Producer: p, Seq: s}); err != nil {
-					t.Errorf("Enqueue: %v", err)
+				if _, err := q.Enqueue(ctx, job{Producer: p, Seq: s}); !assert.NoError(t, err, "Enqueue") {
 					return
 				}
 			}
@@ -144,7 +123,7 @@ func TestQueue_CompetingConsumers(t *testing.T) {
 				it, err := q.Dequeue(cctx)
 				if err != nil {
 					if !errors.Is(err, context.Canceled) {
-						t.Errorf("Dequeue: %v", err)
+						assert.NoError(t, err, "Dequeue")
 					}
 					return
 				}
@@ -162,13 +141,9 @@ func TestQueue_CompetingConsumers(t *testing.T) {
 	wg.Wait()
 	cwg.Wait()
 
-	if len(got) != producers*perProducer {
-		t.Fatalf("dequeued %d distinct items, want %d", len(got), producers*perProducer)
-	}
+	require.Len(t, got, producers*perProducer, "distinct items dequeued")
 	for j, n := range got {
-		if n != 1 {
-			t.Errorf("item %+v dequeued %d times", j, n)
-		}
+		assert.Equal(t, 1, n, "times item %+v was dequeued", j)
 	}
 	slices.SortFunc(taken, func(a, b etcdkit.Item[job]) int { return int(a.Dequeued - b.Dequeued) })
 	last := map[int]int{}
@@ -176,39 +151,32 @@ func TestQueue_CompetingConsumers(t *testing.T) {
 		last[p] = -1
 	}
 	for _, it := range taken {
-		if it.Value.Seq <= last[it.Value.Producer] {
-			t.Errorf("producer %d: item %d dequeued after item %d", it.Value.Producer, it.Value.Seq, last[it.Value.Producer])
-		}
+		assert.Greater(t, it.Value.Seq, last[it.Value.Producer], "producer %d: item dequeued after a later one", it.Value.Producer)
 		last[it.Value.Producer] = it.Value.Seq
 	}
-	if n, err := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job]()).Len(ctx); err != nil || n != 0 {
-		t.Errorf("Len after draining = %d, %v; want 0", n, err)
-	}
+	n, err := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job]()).Len(ctx)
+	assert.NoError(t, err, "Len after draining")
+	assert.Zero(t, n, "Len after draining")
 }
 
 func TestQueue_TryDequeueAndLen(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	q := etcdkit.NewQueue(newClient(t), testPrefix(t), etcdkit.String())
-	if _, err := q.TryDequeue(ctx); !errors.Is(err, etcdkit.ErrNotFound) {
-		t.Fatalf("TryDequeue on an empty queue: err = %v, want ErrNotFound", err)
-	}
+	_, err := q.TryDequeue(ctx)
+	require.ErrorIs(t, err, etcdkit.ErrNotFound, "TryDequeue on an empty queue")
 	for _, v := range []string{"a", "b", "c"} {
-		if _, err := q.Enqueue(ctx, v); err != nil {
-			t.Fatal(err)
-		}
+		_, err := q.Enqueue(ctx, v)
+		require.NoError(t, err)
 	}
-	if n, err := q.Len(ctx); err != nil || n != 3 {
-		t.Fatalf("Len = %d, %v; want 3", n, err)
-	}
+	n, err := q.Len(ctx)
+	require.NoError(t, err, "Len")
+	require.Equal(t, int64(3), n, "Len")
 	for _, want := range []string{"a", "b", "c"} {
 		it, err := q.TryDequeue(ctx)
-		if err != nil || it.Value != want {
-			t.Fatalf("TryDequeue = %q, %v; want %q", it.Value, err, want)
-		}
-		if err := it.Ack(ctx); err != nil {
-			t.Errorf("Ack in at-most-once mode: %v", err)
-		}
+		require.NoError(t, err, "TryDequeue")
+		require.Equal(t, want, it.Value, "TryDequeue")
+		assert.NoError(t, it.Ack(ctx), "Ack in at-most-once mode")
 	}
 }
 
@@ -219,18 +187,13 @@ func TestQueue_DequeueWaits(t *testing.T) {
 	got := make(chan string, 1)
 	go func() {
 		it, err := q.Dequeue(ctx)
-		if err != nil {
-			t.Errorf("Dequeue: %v", err)
-		}
+		assert.NoError(t, err, "Dequeue")
 		got <- it.Value
 	}()
 	time.Sleep(100 * time.Millisecond) // let the consumer start waiting first
-	if _, err := q.Enqueue(ctx, "late"); err != nil {
-		t.Fatal(err)
-	}
-	if v := <-got; v != "late" {
-		t.Errorf("Dequeue = %q, want late", v)
-	}
+	_, err := q.Enqueue(ctx, "late")
+	require.NoError(t, err)
+	assert.Equal(t, "late", <-got, "Dequeue")
 }
 
 func TestPriorityQueue(t *testing.T) {
@@ -241,22 +204,16 @@ func TestPriorityQueue(t *testing.T) {
 		v string
 		p uint16
 	}{{"low-1", 9}, {"high-1", 1}, {"low-2", 9}, {"urgent", 0}, {"high-2", 1}} {
-		if _, err := pq.Enqueue(ctx, e.v, e.p); err != nil {
-			t.Fatal(err)
-		}
+		_, err := pq.Enqueue(ctx, e.v, e.p)
+		require.NoError(t, err)
 	}
 	var got []string
 	for range 5 {
 		it, err := pq.Dequeue(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		got = append(got, it.Value)
 	}
-	want := []string{"urgent", "high-1", "high-2", "low-1", "low-2"}
-	if !slices.Equal(got, want) {
-		t.Errorf("dequeued %v, want %v", got, want)
-	}
+	assert.Equal(t, []string{"urgent", "high-1", "high-2", "low-1", "low-2"}, got, "dequeue order")
 }
 
 func TestQueue_AtLeastOnce(t *testing.T) {
@@ -266,48 +223,35 @@ func TestQueue_AtLeastOnce(t *testing.T) {
 	opt := etcdkit.AtLeastOnce(2 * time.Second)
 	producer := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String(), opt)
 	for _, v := range []string{"one", "two"} {
-		if _, err := producer.Enqueue(ctx, v); err != nil {
-			t.Fatal(err)
-		}
+		_, err := producer.Enqueue(ctx, v)
+		require.NoError(t, err)
 	}
 
 	// A consumer takes "one" and dies without Ack: its client closes.
 	dying, err := etcdkit.New(ctx, testServer.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	first, err := etcdkit.NewQueue(dying, prefix, etcdkit.String(), opt).Dequeue(ctx)
-	if err != nil || first.Value != "one" {
-		t.Fatalf("first Dequeue = %q, %v", first.Value, err)
-	}
+	require.NoError(t, err, "first Dequeue")
+	require.Equal(t, "one", first.Value, "first Dequeue")
 
 	// While "one" is claimed, another consumer gets "two".
 	other := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String(), opt)
 	second, err := other.Dequeue(ctx)
-	if err != nil || second.Value != "two" {
-		t.Fatalf("second Dequeue = %q, %v; want two", second.Value, err)
-	}
-	if err := second.Ack(ctx); err != nil {
-		t.Fatalf("Ack: %v", err)
-	}
+	require.NoError(t, err, "second Dequeue")
+	require.Equal(t, "two", second.Value, "second Dequeue")
+	require.NoError(t, second.Ack(ctx), "Ack")
 	dying.Close()
 
 	again, err := other.Dequeue(ctx)
-	if err != nil || again.Value != "one" {
-		t.Fatalf("after the consumer died, Dequeue = %q, %v; want one again", again.Value, err)
-	}
-	if err := again.Ack(ctx); err != nil {
-		t.Fatalf("Ack: %v", err)
-	}
-	if err := first.Ack(ctx); !errors.Is(err, etcdkit.ErrClosed) && !errors.Is(err, etcdkit.ErrLeaseExpired) {
-		t.Errorf("the dead consumer's Ack: err = %v, want ErrClosed or ErrLeaseExpired", err)
-	}
-	if _, err := other.TryDequeue(ctx); !errors.Is(err, etcdkit.ErrNotFound) {
-		t.Errorf("acknowledged items came back: err = %v", err)
-	}
-	if err := other.Close(ctx); err != nil {
-		t.Errorf("Close: %v", err)
-	}
+	require.NoError(t, err, "Dequeue after the consumer died")
+	require.Equal(t, "one", again.Value, "Dequeue after the consumer died: want its item again")
+	require.NoError(t, again.Ack(ctx), "Ack")
+	err = first.Ack(ctx)
+	assert.True(t, errors.Is(err, etcdkit.ErrClosed) || errors.Is(err, etcdkit.ErrLeaseExpired),
+		"the dead consumer's Ack: err = %v, want ErrClosed or ErrLeaseExpired", err)
+	_, err = other.TryDequeue(ctx)
+	assert.ErrorIs(t, err, etcdkit.ErrNotFound, "acknowledged items came back")
+	assert.NoError(t, other.Close(ctx), "Close")
 }
 
 func TestQueue_AtLeastOnce_ExpiredClaimReturns(t *testing.T) {
@@ -315,35 +259,25 @@ func TestQueue_AtLeastOnce_ExpiredClaimReturns(t *testing.T) {
 	ctx := testCtx(t)
 	prefix := testPrefix(t)
 	q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String(), etcdkit.AtLeastOnce(time.Second))
-	if _, err := q.Enqueue(ctx, "job"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := q.Dequeue(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := q.Len(ctx); n != 0 {
-		t.Errorf("Len with the only item claimed = %d, want 0", n)
-	}
+	_, err := q.Enqueue(ctx, "job")
+	require.NoError(t, err)
+	_, err = q.Dequeue(ctx)
+	require.NoError(t, err)
+	n, _ := q.Len(ctx)
+	assert.Zero(t, n, "Len with the only item claimed")
 	// Releasing the claims (as a lease expiry would) puts the item back.
-	if err := q.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, q.Close(ctx))
 	it, err := q.Dequeue(ctx)
-	if err != nil || it.Value != "job" {
-		t.Fatalf("Dequeue after release = %q, %v", it.Value, err)
-	}
-	if err := it.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Dequeue after release")
+	require.Equal(t, "job", it.Value, "Dequeue after release")
+	require.NoError(t, it.Ack(ctx))
 }
 
 func TestQueue_BadInput(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	closed, err := etcdkit.New(ctx, testServer.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	closed.Close()
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
@@ -392,14 +326,12 @@ func TestQueue_BadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.call(); !errors.Is(err, tt.want) {
-				t.Errorf("err = %v, want %v", err, tt.want)
-			}
+			assert.ErrorIs(t, tt.call(), tt.want)
 		})
 	}
 	resp, err := testServer.RawClient(t).Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil || resp.Count != 0 {
-		t.Errorf("bad calls left %d keys behind (%v)", resp.Count, err)
+	if assert.NoError(t, err) {
+		assert.Zero(t, resp.Count, "bad calls left keys behind")
 	}
 }
 

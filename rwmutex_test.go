@@ -1,12 +1,14 @@
 package etcdkit_test
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 )
@@ -26,64 +28,47 @@ func TestRWMutexReadersShareWriterExcludes(t *testing.T) {
 			m = mb
 		}
 		r, err := m.TryRLock(t.Context())
-		if err != nil {
-			t.Fatalf("read lock #%d while only readers hold: %v", i+1, err)
-		}
+		require.NoError(t, err, "read lock #%d while only readers hold", i+1)
 		readers = append(readers, r)
 	}
-	if _, err := mb.TryLock(t.Context()); !errors.Is(err, etcdkit.ErrLocked) {
-		t.Errorf("write TryLock while readers hold = %v, want ErrLocked", err)
-	}
-	if n := len(lockKeysUnder(t, raw, name+"/")); n != len(readers) {
-		t.Errorf("%d keys after a failed write TryLock, want the %d readers'", n, len(readers))
-	}
+	_, err := mb.TryLock(t.Context())
+	assert.ErrorIs(t, err, etcdkit.ErrLocked, "write TryLock while readers hold")
+	assert.Len(t, lockKeysUnder(t, raw, name+"/"), len(readers), "keys after a failed write TryLock: want the readers'")
 
 	// A writer waits for all readers; readers coming after it wait for it.
 	wrote := make(chan *etcdkit.Lock, 1)
 	go func() {
 		w, err := mb.Lock(t.Context())
-		if err != nil {
-			t.Error(err)
+		if !assert.NoError(t, err) {
 			close(wrote)
 			return
 		}
 		wrote <- w
 	}()
 	lockWaitKeys(t, raw, name+"/", len(readers)+1)
-	if _, err := ma.TryRLock(t.Context()); !errors.Is(err, etcdkit.ErrLocked) {
-		t.Errorf("read TryLock with a writer waiting = %v, want ErrLocked", err)
-	}
+	_, err = ma.TryRLock(t.Context())
+	assert.ErrorIs(t, err, etcdkit.ErrLocked, "read TryLock with a writer waiting")
 	for i, r := range readers {
 		select {
 		case <-wrote:
-			t.Fatalf("writer got the lock with %d readers still holding", len(readers)-i)
+			require.FailNow(t, fmt.Sprintf("writer got the lock with %d readers still holding", len(readers)-i))
 		default:
 		}
-		if err := r.Unlock(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.Unlock(t.Context()))
 	}
 	var w *etcdkit.Lock
 	select {
 	case w = <-wrote:
 	case <-time.After(20 * time.Second):
-		t.Fatal("writer not granted after the readers left")
+		require.FailNow(t, "writer not granted after the readers left")
 	}
-	if w == nil {
-		t.FailNow()
-	}
-	if _, err := ma.TryRLock(t.Context()); !errors.Is(err, etcdkit.ErrLocked) {
-		t.Errorf("read TryLock while a writer holds = %v, want ErrLocked", err)
-	}
-	if _, err := ma.TryLock(t.Context()); !errors.Is(err, etcdkit.ErrLocked) {
-		t.Errorf("write TryLock while a writer holds = %v, want ErrLocked", err)
-	}
-	if err := w.Unlock(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if keys := lockKeysUnder(t, raw, name+"/"); len(keys) != 0 {
-		t.Errorf("keys after all unlocked = %q", keys)
-	}
+	require.NotNil(t, w, "writer's Lock failed")
+	_, err = ma.TryRLock(t.Context())
+	assert.ErrorIs(t, err, etcdkit.ErrLocked, "read TryLock while a writer holds")
+	_, err = ma.TryLock(t.Context())
+	assert.ErrorIs(t, err, etcdkit.ErrLocked, "write TryLock while a writer holds")
+	require.NoError(t, w.Unlock(t.Context()))
+	assert.Empty(t, lockKeysUnder(t, raw, name+"/"), "keys after all unlocked")
 }
 
 func TestRWMutexStress(t *testing.T) {
@@ -110,7 +95,7 @@ func TestRWMutexStress(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Error(err)
+		assert.NoError(t, err)
 	}
 }
 

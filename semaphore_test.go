@@ -1,13 +1,14 @@
 package etcdkit_test
 
 import (
-	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 )
@@ -47,11 +48,10 @@ func TestSemaphoreLimit(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Error(err)
+		assert.NoError(t, err)
 	}
-	if p := peak.Load(); p > limit || p < 1 {
-		t.Errorf("peak holders = %d, want 1..%d", p, limit)
-	}
+	assert.GreaterOrEqual(t, peak.Load(), int32(1), "peak holders")
+	assert.LessOrEqual(t, peak.Load(), int32(limit), "peak holders")
 }
 
 func TestSemaphoreTryAcquire(t *testing.T) {
@@ -62,21 +62,13 @@ func TestSemaphoreTryAcquire(t *testing.T) {
 	var held []*etcdkit.Lock
 	for i := range 2 {
 		h, err := sem.TryAcquire(t.Context())
-		if err != nil {
-			t.Fatalf("TryAcquire #%d of 2: %v", i+1, err)
-		}
+		require.NoError(t, err, "TryAcquire #%d of 2", i+1)
 		held = append(held, h)
 	}
-	if held[1].Fence() <= held[0].Fence() {
-		t.Errorf("fences %d, %d not increasing", held[0].Fence(), held[1].Fence())
-	}
-	if _, err := sem.TryAcquire(t.Context()); !errors.Is(err, etcdkit.ErrLocked) {
-		t.Errorf("TryAcquire on a full semaphore = %v, want ErrLocked", err)
-	}
-	keys := lockKeysUnder(t, raw, lockName(t)+"/")
-	if !slices.Equal(keys, []string{held[0].Key(), held[1].Key()}) {
-		t.Errorf("keys = %q, want only the two holders'", keys)
-	}
+	assert.Greater(t, held[1].Fence(), held[0].Fence(), "fences not increasing")
+	_, err := sem.TryAcquire(t.Context())
+	assert.ErrorIs(t, err, etcdkit.ErrLocked, "TryAcquire on a full semaphore")
+	assert.Equal(t, []string{held[0].Key(), held[1].Key()}, lockKeysUnder(t, raw, lockName(t)+"/"), "keys: want only the two holders'")
 	// A waiter is admitted when a holder leaves.
 	got := make(chan error, 1)
 	go func() {
@@ -87,16 +79,12 @@ func TestSemaphoreTryAcquire(t *testing.T) {
 		got <- err
 	}()
 	lockWaitKeys(t, raw, lockName(t)+"/", 3)
-	if err := held[0].Unlock(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, held[0].Unlock(t.Context()))
 	select {
 	case err := <-got:
-		if err != nil {
-			t.Errorf("Acquire after a release: %v", err)
-		}
+		assert.NoError(t, err, "Acquire after a release")
 	case <-time.After(20 * time.Second):
-		t.Fatal("Acquire not granted after a holder released")
+		require.FailNow(t, "Acquire not granted after a holder released")
 	}
 	_ = held[1].Unlock(t.Context())
 }
@@ -106,9 +94,8 @@ func TestSemaphoreBadLimit(t *testing.T) {
 	srv := lockServer(t)
 	cli := srv.Client(t)
 	for _, limit := range []int{0, -1} {
-		if _, err := cli.Semaphore(lockName(t), limit).Acquire(t.Context()); !errors.Is(err, etcdkit.ErrInvalidArgument) {
-			t.Errorf("Acquire with limit %d = %v, want ErrInvalidArgument", limit, err)
-		}
+		_, err := cli.Semaphore(lockName(t), limit).Acquire(t.Context())
+		assert.ErrorIs(t, err, etcdkit.ErrInvalidArgument, "Acquire with limit %d", limit)
 	}
 }
 
@@ -117,13 +104,9 @@ func TestSemaphoreLost(t *testing.T) {
 	srv := lockServer(t)
 	cli, raw := srv.Client(t), srv.RawClient(t)
 	h, err := cli.Semaphore(lockName(t), 1).Acquire(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	lost := h.Lost()
 	lockRevokeLeaseOf(t, raw, h.Key())
 	lockWaitClosed(t, lost, "Lost after revoking the lease")
-	if err := h.Err(); !errors.Is(err, etcdkit.ErrLeaseExpired) {
-		t.Errorf("Err = %v, want ErrLeaseExpired", err)
-	}
+	assert.ErrorIs(t, h.Err(), etcdkit.ErrLeaseExpired)
 }

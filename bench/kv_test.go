@@ -11,6 +11,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/etcdkit/etcdkit"
 )
 
@@ -27,9 +29,8 @@ func benchGet[T any](b *testing.B, cc codecCase[T]) {
 	c, rc := clients(b)
 	ctx := context.Background()
 	kv := etcdkit.NewKV(c, newPrefix("get"), cc.codec)
-	if _, err := kv.Put(ctx, "k", cc.val); err != nil {
-		b.Fatal(err)
-	}
+	_, err := kv.Put(ctx, "k", cc.val)
+	require.NoError(b, err)
 	key := kv.Prefix() + "k"
 	get := func(ctx context.Context) error {
 		resp, err := rc.Get(ctx, key)
@@ -332,12 +333,8 @@ func benchList[T any](b *testing.B, cc codecCase[T]) {
 	ctx := context.Background()
 	kv := etcdkit.NewKV(c, newPrefix("list"), cc.codec)
 	data, err := cc.encode(cc.val)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := putRaw(ctx, rc, kv.Prefix(), listKeys, data); err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
+	require.NoError(b, putRaw(ctx, rc, kv.Prefix(), listKeys, data))
 	prefix, end := kv.Prefix(), clientv3.GetPrefixRangeEnd(kv.Prefix())
 	decodeAll := func(resp *clientv3.GetResponse) (int, error) {
 		for _, p := range resp.Kvs {

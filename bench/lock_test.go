@@ -7,6 +7,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/stretchr/testify/require"
 )
 
 // The lock benchmarks take and release a lock, and win and give up an
@@ -20,16 +22,12 @@ func BenchmarkLockUnlock(b *testing.B) {
 	ctx := context.Background()
 	prefix := newPrefix("lock")
 	sess, err := concurrency.NewSession(rc, concurrency.WithTTL(30))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer sess.Close()
 	// Make the client's shared session before the timing starts.
-	if l, err := c.Lock(ctx, prefix+"warm"); err != nil {
-		b.Fatal(err)
-	} else if err := l.Unlock(ctx); err != nil {
-		b.Fatal(err)
-	}
+	l, err := c.Lock(ctx, prefix+"warm")
+	require.NoError(b, err)
+	require.NoError(b, l.Unlock(ctx))
 	compare(b, func(w int) (func() error, error) {
 		name := prefix + "raw" + strconv.Itoa(w)
 		return func() error {
@@ -69,15 +67,11 @@ func BenchmarkCampaignResign(b *testing.B) {
 	ctx := context.Background()
 	prefix := newPrefix("election")
 	sess, err := concurrency.NewSession(rc, concurrency.WithTTL(30))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer sess.Close()
-	if ld, err := c.Campaign(ctx, prefix+"warm", "v"); err != nil {
-		b.Fatal(err)
-	} else if err := ld.Resign(ctx); err != nil {
-		b.Fatal(err)
-	}
+	ld, err := c.Campaign(ctx, prefix+"warm", "v")
+	require.NoError(b, err)
+	require.NoError(b, ld.Resign(ctx))
 	compare(b, func(w int) (func() error, error) {
 		name := prefix + "raw" + strconv.Itoa(w)
 		return func() error {

@@ -16,6 +16,8 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
 )
@@ -53,9 +55,7 @@ func TestMain(m *testing.M) {
 func clients(b *testing.B) (*etcdkit.Client, *clientv3.Client) {
 	b.Helper()
 	setupOnce.Do(func() { setupErr = setup() })
-	if setupErr != nil {
-		b.Fatal(setupErr)
-	}
+	require.NoError(b, setupErr)
 	return kit, raw
 }
 
@@ -170,9 +170,7 @@ func runCallers(b *testing.B, n int, mk worker) {
 	ops := make([]func() error, workers)
 	for w := range workers {
 		op, err := mk(w)
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		ops[w] = op
 	}
 	b.ReportAllocs()

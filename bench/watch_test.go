@@ -9,6 +9,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/etcdkit/etcdkit"
 )
 
@@ -26,9 +28,7 @@ func benchWatch[T any](b *testing.B, cc codecCase[T]) {
 	ctx := context.Background()
 	kv := etcdkit.NewKV(c, newPrefix("watch"), cc.codec)
 	data, err := cc.encode(cc.val)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	write := func() (int64, error) {
 		var rev int64
 		for t := range txns {
@@ -108,22 +108,14 @@ func benchRead[T any](b *testing.B, cc codecCase[T]) {
 	ctx := context.Background()
 	kv := etcdkit.NewKV(c, newPrefix("read"), cc.codec)
 	data, err := cc.encode(cc.val)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := putRaw(ctx, rc, kv.Prefix(), 100, data); err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
+	require.NoError(b, putRaw(ctx, rc, kv.Prefix(), 100, data))
 	m, err := kv.Mirror(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer m.Close()
 	key := keyName(42)
 	live, err := kv.Follow(ctx, key)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer live.Close()
 	full := kv.Prefix() + key
 	for _, n := range callerCounts {
@@ -195,9 +187,7 @@ func benchMirrorMemory(b *testing.B, size int) {
 	p, ok := mirrorData.Load(size)
 	if !ok {
 		p = newPrefix(fmt.Sprintf("mirror%d", size))
-		if err := putRaw(ctx, rc, p.(string), mirrorKeys, val); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, putRaw(ctx, rc, p.(string), mirrorKeys, val))
 		mirrorData.Store(size, p)
 	}
 	prefix := p.(string)

@@ -10,6 +10,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/naming/endpoints"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/etcdkit/etcdkit/discovery"
 )
 
@@ -26,9 +28,7 @@ func BenchmarkLookup(b *testing.B) {
 		reg, err := discovery.Register(ctx, cli, svc, discovery.Instance{
 			ID: fmt.Sprintf("i%02d", i), Addr: fmt.Sprintf("10.0.0.%d:80", i), Metadata: map[string]string{"zone": "z1"},
 		})
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		defer reg.Close(ctx)
 	}
 	b.Run("discovery", func(b *testing.B) {
@@ -65,9 +65,7 @@ func BenchmarkLookup(b *testing.B) {
 	// etcd's naming package reads serializably: no round of consensus.
 	b.Run("endpoints", func(b *testing.B) {
 		em, err := endpoints.NewManager(cli.Raw(), svc)
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		b.ReportAllocs()
 		for b.Loop() {
 			got, err := em.List(ctx)

@@ -272,12 +272,12 @@ func (s *scripted) give(t testing.TB, err error) {
 	select {
 	case s.results <- err:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the check did not run")
+		require.FailNow(t, "the check did not run")
 	}
 	select {
 	case <-s.calls:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the check did not run again")
+		require.FailNow(t, "the check did not run again")
 	}
 }
 
@@ -347,7 +347,7 @@ func TestDeregisterCriticalAfter(t *testing.T) {
 	select {
 	case <-reg.Done():
 	case <-time.After(10 * time.Second):
-		t.Fatal("not deregistered after being critical for 300ms")
+		require.FailNow(t, "not deregistered after being critical for 300ms")
 	}
 	err = reg.Err()
 	require.ErrorIs(t, err, etcdkit.ErrClosed)

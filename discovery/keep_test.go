@@ -45,9 +45,7 @@ func staysGone(t testing.TB, raw *clientv3.Client, key string) {
 	t.Helper()
 	deadline := time.Now().Add(keepTTL)
 	for time.Now().Before(deadline) {
-		if got := storedAt(t, raw, key); got != (stored{}) {
-			t.Fatalf("%s is back after Close: %+v", key, got)
-		}
+		require.Equal(t, stored{}, storedAt(t, raw, key), "%s is back after Close", key)
 		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -14,6 +14,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
 )
@@ -64,7 +66,7 @@ func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v", what, limit)
+			require.FailNow(t, fmt.Sprintf("%s: not after %v", what, limit))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -86,13 +88,9 @@ type cutter struct {
 func newCutter(t testing.TB, srv *etcdtest.Server) *cutter {
 	t.Helper()
 	u, err := url.Parse(srv.Endpoints()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c := &cutter{ln: ln, target: u.Host}
 	c.wg.Go(c.accept)
 	t.Cleanup(c.Cut)
@@ -103,9 +101,7 @@ func newCutter(t testing.TB, srv *etcdtest.Server) *cutter {
 func (c *cutter) client(t testing.TB) *etcdkit.Client {
 	t.Helper()
 	cli, err := etcdkit.New(testCtx(t), etcdkit.Config{Endpoints: []string{"http://" + c.ln.Addr().String()}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = cli.Close() })
 	return cli
 }

@@ -14,6 +14,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/discovery"
 	"github.com/etcdkit/etcdkit/etcdtest"
@@ -43,31 +46,23 @@ func TestRegisterBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reg, err := discovery.Register(ctx, cli, tt.service, tt.inst, tt.opts...)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("Register: got %v, want an error matching %v", err, tt.want)
-			}
-			if reg != nil {
-				t.Errorf("Register returned a registration with error %v", err)
-			}
-			if !strings.Contains(err.Error(), tt.mention) || !strings.HasPrefix(err.Error(), "etcdkit: register") {
-				t.Errorf("error %q should start with \"etcdkit: register\" and mention %s", err, tt.mention)
-			}
+			require.ErrorIs(t, err, tt.want, "Register")
+			assert.Nil(t, reg, "Register returned a registration with error %v", err)
+			assert.ErrorContains(t, err, tt.mention, "the error should mention the bad value")
+			assert.True(t, strings.HasPrefix(err.Error(), "etcdkit: register"), "error %q should start with \"etcdkit: register\"", err)
 		})
 	}
 	t.Run("lookup empty service", func(t *testing.T) {
-		if _, err := discovery.Lookup(ctx, cli, ""); !errors.Is(err, etcdkit.ErrInvalidArgument) {
-			t.Errorf("Lookup(\"\"): got %v, want ErrInvalidArgument", err)
-		}
+		_, err := discovery.Lookup(ctx, cli, "")
+		assert.ErrorIs(t, err, etcdkit.ErrInvalidArgument, "Lookup(\"\")")
 	})
 	t.Run("set empty service", func(t *testing.T) {
-		if _, err := discovery.NewSet(ctx, cli, ""); !errors.Is(err, etcdkit.ErrInvalidArgument) {
-			t.Errorf("NewSet(\"\"): got %v, want ErrInvalidArgument", err)
-		}
+		_, err := discovery.NewSet(ctx, cli, "")
+		assert.ErrorIs(t, err, etcdkit.ErrInvalidArgument, "NewSet(\"\")")
 	})
 	t.Run("nil client", func(t *testing.T) {
-		if _, err := discovery.Register(ctx, nil, "svc", ok); !errors.Is(err, etcdkit.ErrInvalidArgument) {
-			t.Errorf("Register(nil client): got %v, want ErrInvalidArgument", err)
-		}
+		_, err := discovery.Register(ctx, nil, "svc", ok)
+		assert.ErrorIs(t, err, etcdkit.ErrInvalidArgument, "Register(nil client)")
 	})
 }
 
@@ -77,64 +72,38 @@ func TestRegisterLookupClose(t *testing.T) {
 	ctx := testCtx(t)
 	svc := serviceName(t)
 
-	if got, err := discovery.Lookup(ctx, cli, svc); err != nil || len(got) != 0 {
-		t.Fatalf("Lookup before any registration: got %v, %v; want none", got, err)
-	}
+	got, err := discovery.Lookup(ctx, cli, svc)
+	require.NoError(t, err, "Lookup before any registration")
+	require.Empty(t, got, "Lookup before any registration")
 	b := discovery.Instance{ID: "b", Addr: "10.0.0.2:80", Metadata: map[string]string{"zone": "z2"}}
 	a := discovery.Instance{ID: "a", Addr: "10.0.0.1:80"}
 	regB, err := discovery.Register(ctx, cli, svc, b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	regA, err := discovery.Register(ctx, cli, svc, a, discovery.WithTTL(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// A key of a service nested under this one is not an instance of it.
 	nested, err := discovery.Register(ctx, cli, svc+"/nested", discovery.Instance{ID: "x", Addr: "10.0.0.9:80"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer nested.Close(ctx)
 
-	got, err := discovery.Lookup(ctx, cli, svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []discovery.Instance{a, b}; !equalInstances(got, want) {
-		t.Fatalf("Lookup: got %+v, want %+v (sorted by ID)", got, want)
-	}
-	if regA.Key() != svc+"/a" {
-		t.Errorf("Key: got %q, want %q", regA.Key(), svc+"/a")
-	}
-	leaseA := leaseOf(t, cli, regA.Key())
-	if leaseA == 0 {
-		t.Fatalf("%s is not attached to a lease", regA.Key())
-	}
-
-	if err := regA.Close(ctx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := regA.Close(ctx); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
 	got, err = discovery.Lookup(ctx, cli, svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []discovery.Instance{b}; !equalInstances(got, want) {
-		t.Fatalf("Lookup after Close of a: got %+v, want %+v", got, want)
-	}
+	require.NoError(t, err)
+	want := []discovery.Instance{a, b}
+	require.True(t, equalInstances(got, want), "Lookup: got %+v, want %+v (sorted by ID)", got, want)
+	assert.Equal(t, svc+"/a", regA.Key(), "Key")
+	leaseA := leaseOf(t, cli, regA.Key())
+	require.NotZero(t, leaseA, "%s is not attached to a lease", regA.Key())
+
+	require.NoError(t, regA.Close(ctx), "Close")
+	require.NoError(t, regA.Close(ctx), "second Close")
+	got, err = discovery.Lookup(ctx, cli, svc)
+	require.NoError(t, err)
+	want = []discovery.Instance{b}
+	require.True(t, equalInstances(got, want), "Lookup after Close of a: got %+v, want %+v", got, want)
 	ttl, err := cli.Raw().TimeToLive(ctx, clientv3.LeaseID(leaseA))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ttl.TTL != -1 {
-		t.Errorf("lease of a after Close: TTL %d, want -1 (revoked)", ttl.TTL)
-	}
-	if err := regB.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	assert.EqualValues(t, -1, ttl.TTL, "TTL of a's lease after Close: want -1 (revoked)")
+	require.NoError(t, regB.Close(ctx))
 }
 
 func TestRegisterTypedMetadata(t *testing.T) {
@@ -148,21 +117,16 @@ func TestRegisterTypedMetadata(t *testing.T) {
 	}
 	inst := discovery.InstanceOf[meta]{ID: "w", Addr: "10.0.0.1:80", Metadata: meta{Weight: 3, Tags: []string{"gpu"}}}
 	reg, err := discovery.RegisterOf(ctx, cli, svc, inst)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer reg.Close(ctx)
 	got, err := discovery.LookupOf[meta](ctx, cli, svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1 || got[0].Metadata.Weight != 3 || !slices.Equal(got[0].Metadata.Tags, []string{"gpu"}) {
-		t.Fatalf("LookupOf: got %+v, want [%+v]", got, inst)
-	}
+	require.NoError(t, err)
+	require.Len(t, got, 1, "LookupOf")
+	require.Equal(t, inst.Metadata, got[0].Metadata, "LookupOf")
 	// A map of strings cannot hold this metadata: reported, not zeroed.
-	if got, err := discovery.Lookup(ctx, cli, svc); len(got) != 0 || !isDecodeError(err) {
-		t.Errorf("Lookup as strings: got %+v, %v; want nothing and a DecodeError", got, err)
-	}
+	asStrings, err := discovery.Lookup(ctx, cli, svc)
+	assert.Empty(t, asStrings, "Lookup as strings")
+	assert.True(t, isDecodeError(err), "Lookup as strings: err = %v, want a DecodeError", err)
 }
 
 func TestRegisterUnreachable(t *testing.T) {
@@ -174,26 +138,19 @@ func TestRegisterUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(testCtx(t), 2*time.Second)
 	defer cancel()
 	reg, err := discovery.Register(ctx, cli, svc, discovery.Instance{ID: "i", Addr: "10.0.0.1:80"})
-	if reg != nil || !(errors.Is(err, etcdkit.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)) {
-		t.Fatalf("Register with etcd down: got %v, %v; want ErrUnavailable or DeadlineExceeded", reg, err)
-	}
+	require.Nil(t, reg, "Register with etcd down")
+	require.True(t, errors.Is(err, etcdkit.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded),
+		"Register with etcd down: err = %v, want ErrUnavailable or DeadlineExceeded", err)
 	t.Logf("Register with etcd down: %v", err)
-	if !strings.Contains(err.Error(), svc+"/i") {
-		t.Errorf("error %q does not name the key", err)
-	}
+	assert.ErrorContains(t, err, svc+"/i", "the error does not name the key")
 	srv.Restart(t)
 	raw := srv.RawClient(t)
 	resp, err := raw.Get(testCtx(t), svc+"/", clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	leases, err := raw.Leases(testCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Count != 0 || len(leases.Leases) != 0 {
-		t.Errorf("after a failed Register: %d keys and %d leases left behind, want none", resp.Count, len(leases.Leases))
-	}
+	require.NoError(t, err)
+	assert.Zero(t, resp.Count, "keys left behind by a failed Register")
+	assert.Empty(t, leases.Leases, "leases left behind by a failed Register")
 }
 
 func TestReregisterAfterLeaseRevoked(t *testing.T) {
@@ -202,25 +159,18 @@ func TestReregisterAfterLeaseRevoked(t *testing.T) {
 	ctx := testCtx(t)
 	svc := serviceName(t)
 	reg, err := discovery.Register(ctx, cli, svc, discovery.Instance{ID: "i", Addr: "10.0.0.1:80"}, discovery.WithTTL(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer reg.Close(ctx)
 	before := leaseOf(t, cli, reg.Key())
 	// Someone else (an operator with etcdctl) revokes the lease: the key goes.
-	if _, err := testServer.RawClient(t).Revoke(ctx, clientv3.LeaseID(before)); err != nil {
-		t.Fatal(err)
-	}
+	_, err = testServer.RawClient(t).Revoke(ctx, clientv3.LeaseID(before))
+	require.NoError(t, err)
 	waitFor(t, 10*time.Second, "registered again under a new lease", func() bool {
 		l := leaseOf(t, cli, reg.Key())
 		return l != 0 && l != before
 	})
-	if err := reg.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if l := leaseOf(t, cli, reg.Key()); l != 0 {
-		t.Errorf("after Close the key is still there, under lease %x", l)
-	}
+	require.NoError(t, reg.Close(ctx))
+	assert.Zero(t, leaseOf(t, cli, reg.Key()), "after Close the key is still there, under this lease")
 }
 
 func TestReregisterAfterDataWipe(t *testing.T) {
@@ -229,9 +179,7 @@ func TestReregisterAfterDataWipe(t *testing.T) {
 	srv := etcdtest.Start(t, etcdtest.WithEmbedConfig(func(cfg *embed.Config) {
 		if wipe.Load() {
 			// A fresh member on the same address: every key and lease is gone.
-			if err := os.RemoveAll(cfg.Dir); err != nil {
-				t.Error(err)
-			}
+			assert.NoError(t, os.RemoveAll(cfg.Dir))
 		}
 	}))
 	cli := srv.Client(t)
@@ -240,9 +188,7 @@ func TestReregisterAfterDataWipe(t *testing.T) {
 	var regs []*discovery.Registration
 	for _, id := range []string{"a", "b"} {
 		reg, err := discovery.Register(ctx, cli, svc, discovery.Instance{ID: id, Addr: "10.0.0.1:80"}, discovery.WithTTL(2*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer reg.Close(ctx)
 		regs = append(regs, reg)
 	}
@@ -250,33 +196,26 @@ func TestReregisterAfterDataWipe(t *testing.T) {
 	var before int64
 	for range 20 { // moves the revision well past what a fresh member has
 		resp, err := raw.Put(ctx, svc+"-filler", "x")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		before = resp.Header.Revision
 	}
 	wipe.Store(true)
 	srv.Restart(t)
 	wipe.Store(false)
 	resp, err := raw.Get(ctx, svc+"-filler")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Count != 0 || resp.Header.Revision >= before {
-		t.Fatalf("data not wiped: %d keys at revision %d (was %d)", resp.Count, resp.Header.Revision, before)
-	}
+	require.NoError(t, err)
+	require.Zero(t, resp.Count, "data not wiped: keys left")
+	require.Less(t, resp.Header.Revision, before, "data not wiped: revision not reset")
 	waitFor(t, 15*time.Second, "both instances registered again", func() bool {
 		got, err := discovery.Lookup(ctx, cli, svc)
 		return err == nil && len(got) == 2
 	})
 	for _, reg := range regs {
-		if err := reg.Close(ctx); err != nil {
-			t.Errorf("Close %s: %v", reg.Key(), err)
-		}
+		assert.NoError(t, reg.Close(ctx), "Close %s", reg.Key())
 	}
-	if got, err := discovery.Lookup(ctx, cli, svc); err != nil || len(got) != 0 {
-		t.Errorf("after Close: %+v, %v; want none", got, err)
-	}
+	got, err := discovery.Lookup(ctx, cli, svc)
+	assert.NoError(t, err, "Lookup after Close")
+	assert.Empty(t, got, "Lookup after Close")
 }
 
 func TestCloseWithClient(t *testing.T) {
@@ -284,33 +223,23 @@ func TestCloseWithClient(t *testing.T) {
 	ctx := testCtx(t)
 	svc := serviceName(t)
 	owner, err := etcdkit.New(ctx, testServer.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	reg, err := discovery.Register(ctx, owner, svc, discovery.Instance{ID: "i", Addr: "10.0.0.1:80"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := owner.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, owner.Close())
 	// The client revoked the lease as it closed: the instance is gone now,
 	// not one TTL later.
-	if got, err := discovery.Lookup(ctx, testServer.Client(t), svc); err != nil || len(got) != 0 {
-		t.Errorf("after the client's Close: %+v, %v; want none", got, err)
-	}
-	if err := reg.Close(ctx); err != nil {
-		t.Errorf("Close after the client's Close: %v, want nil", err)
-	}
+	got, err := discovery.Lookup(ctx, testServer.Client(t), svc)
+	assert.NoError(t, err, "Lookup after the client's Close")
+	assert.Empty(t, got, "Lookup after the client's Close")
+	assert.NoError(t, reg.Close(ctx), "Close after the client's Close")
 }
 
 // leaseOf returns the lease of key, 0 if the key does not exist.
 func leaseOf(t testing.TB, cli *etcdkit.Client, key string) int64 {
 	t.Helper()
 	resp, err := cli.Raw().Get(testCtx(t), key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if len(resp.Kvs) == 0 {
 		return 0
 	}
@@ -337,9 +266,8 @@ func TestClientCloseEndsRetry(t *testing.T) {
 	svc := serviceName(t)
 	link := newCutter(t, testServer)
 	owner := link.client(t)
-	if _, err := discovery.Register(ctx, owner, svc, discovery.Instance{ID: "i", Addr: "10.0.0.1:80"}, discovery.WithTTL(2*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	_, err := discovery.Register(ctx, owner, svc, discovery.Instance{ID: "i", Addr: "10.0.0.1:80"}, discovery.WithTTL(2*time.Second))
+	require.NoError(t, err)
 	link.Cut()
 	cli := testServer.Client(t)
 	waitFor(t, 10*time.Second, "the lease expires", func() bool {

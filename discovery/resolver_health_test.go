@@ -207,7 +207,7 @@ func TestResolverPassesMetadata(t *testing.T) {
 	select {
 	case st = <-cc.states:
 	case <-time.After(10 * time.Second):
-		t.Fatal("no state from the resolver")
+		require.FailNow(t, "no state from the resolver")
 	}
 	require.Len(t, st.Endpoints, 1)
 	ep := st.Endpoints[0]

@@ -12,6 +12,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/etcdkit/etcdkit/discovery"
 )
 
@@ -20,9 +23,7 @@ import (
 func startBackend(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	gs := grpc.NewServer()
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	done := make(chan struct{})
@@ -48,37 +49,28 @@ func TestResolverDialsRegistered(t *testing.T) {
 	addr1, addr2 := startBackend(t), startBackend(t)
 
 	reg1, err := discovery.Register(ctx, cli, svc, discovery.Instance{ID: "s1", Addr: addr1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer reg1.Close(ctx)
 	// s2 registers through a connection of its own, which the test cuts
 	// to play a process killed without deregistering.
 	link := newCutter(t, testServer)
 	reg2, err := discovery.Register(ctx, link.client(t), svc, discovery.Instance{ID: "s2", Addr: addr2}, discovery.WithTTL(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer reg2.Close(ctx)
 
 	builder, err := resolver.NewBuilder(cli.Raw())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	conn, err := grpc.NewClient("etcd:///"+svc,
 		grpc.WithResolvers(builder),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer conn.Close()
 	health := healthpb.NewHealthClient(conn)
 	call := func() string {
 		var p peer.Peer
-		if _, err := health.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p)); err != nil {
-			t.Fatalf("Check through etcd:///%s: %v", svc, err)
-		}
+		_, err := health.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p))
+		require.NoError(t, err, "Check through etcd:///%s", svc)
 		return p.Addr.String()
 	}
 
@@ -101,7 +93,8 @@ func TestResolverDialsRegistered(t *testing.T) {
 		return streak >= 20
 	})
 	got, err := discovery.Lookup(ctx, cli, svc)
-	if err != nil || len(got) != 1 || got[0].ID != "s1" {
-		t.Errorf("Lookup after s2 died: got %+v, %v; want only s1", got, err)
+	assert.NoError(t, err, "Lookup after s2 died")
+	if assert.Len(t, got, 1, "Lookup after s2 died: want only s1") {
+		assert.Equal(t, "s1", got[0].ID, "Lookup after s2 died")
 	}
 }

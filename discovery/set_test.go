@@ -2,11 +2,15 @@ package discovery_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/naming/endpoints"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit/discovery"
 )
@@ -19,56 +23,39 @@ func TestLookupSeesEndpointsManager(t *testing.T) {
 	ctx := testCtx(t)
 	svc := serviceName(t)
 	em, err := endpoints.NewManager(cli.Raw(), svc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { // the manager's keys have no lease
-		if _, err := cli.Raw().Delete(context.Background(), svc+"/", clientv3.WithPrefix()); err != nil {
-			t.Error(err)
-		}
+		_, err = cli.Raw().Delete(context.Background(), svc+"/", clientv3.WithPrefix())
+		assert.NoError(t, err)
 	})
-	if err := em.AddEndpoint(ctx, svc+"/m1", endpoints.Endpoint{Addr: "10.0.0.1:80", Metadata: map[string]string{"zone": "z1"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := em.AddEndpoint(ctx, svc+"/m2", endpoints.Endpoint{Addr: "10.0.0.2:80"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, em.AddEndpoint(ctx, svc+"/m1", endpoints.Endpoint{Addr: "10.0.0.1:80", Metadata: map[string]string{"zone": "z1"}}))
+	require.NoError(t, em.AddEndpoint(ctx, svc+"/m2", endpoints.Endpoint{Addr: "10.0.0.2:80"}))
 	reg, err := discovery.Register(ctx, cli, svc, discovery.Instance{ID: "r1", Addr: "10.0.0.3:80", Metadata: map[string]string{"zone": "z3"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer reg.Close(ctx)
 
 	got, err := discovery.Lookup(ctx, cli, svc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	want := []discovery.Instance{
 		{ID: "m1", Addr: "10.0.0.1:80", Metadata: map[string]string{"zone": "z1"}},
 		{ID: "m2", Addr: "10.0.0.2:80"},
 		{ID: "r1", Addr: "10.0.0.3:80", Metadata: map[string]string{"zone": "z3"}},
 	}
-	if !equalInstances(got, want) {
-		t.Fatalf("Lookup: got %+v, want %+v", got, want)
-	}
+	require.True(t, equalInstances(got, want), "Lookup: got %+v, want %+v", got, want)
 
 	list, err := em.List(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep, ok := list[svc+"/r1"]
-	if md, _ := ep.Metadata.(map[string]any); !ok || ep.Addr != "10.0.0.3:80" || md["zone"] != "z3" {
-		t.Errorf("endpoints.Manager List: %s/r1 is %+v (found %v), want Addr 10.0.0.3:80 and zone z3", svc, ep, ok)
+	require.NoError(t, err)
+	if ep, ok := list[svc+"/r1"]; assert.True(t, ok, "endpoints.Manager List: %s/r1 not found", svc) {
+		md, _ := ep.Metadata.(map[string]any)
+		assert.Equal(t, "10.0.0.3:80", ep.Addr, "endpoints.Manager List: Addr of r1")
+		assert.Equal(t, "z3", md["zone"], "endpoints.Manager List: zone of r1")
 	}
 
 	// Metadata that is not a map of strings is reported, beside the rest.
-	if err := em.AddEndpoint(ctx, svc+"/m3", endpoints.Endpoint{Addr: "10.0.0.4:80", Metadata: 42}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, em.AddEndpoint(ctx, svc+"/m3", endpoints.Endpoint{Addr: "10.0.0.4:80", Metadata: 42}))
 	got, err = discovery.Lookup(ctx, cli, svc)
-	if !isDecodeError(err) || !equalInstances(got, want) {
-		t.Errorf("Lookup with a bad value: got %+v, %v; want %+v and a DecodeError", got, err, want)
-	}
+	assert.True(t, isDecodeError(err), "Lookup with a bad value: err = %v, want a DecodeError", err)
+	assert.True(t, equalInstances(got, want), "Lookup with a bad value: got %+v, want %+v beside the error", got, want)
 }
 
 func TestSetCallbacks(t *testing.T) {
@@ -77,9 +64,7 @@ func TestSetCallbacks(t *testing.T) {
 	ctx := testCtx(t)
 	svc := serviceName(t)
 	first, err := discovery.Register(ctx, cli, svc, discovery.Instance{ID: "a", Addr: "10.0.0.1:80"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer first.Close(ctx)
 
 	// One channel for both callbacks keeps their order visible.
@@ -91,58 +76,48 @@ func TestSetCallbacks(t *testing.T) {
 	set, err := discovery.NewSet(ctx, cli, svc,
 		discovery.OnAdd(func(i discovery.Instance) { calls <- call{"add", i} }),
 		discovery.OnRemove(func(i discovery.Instance) { calls <- call{"remove", i} }))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer set.Close()
 	next := func(op, id, addr string) {
 		t.Helper()
 		select {
 		case c := <-calls:
-			if c.op != op || c.inst.ID != id || c.inst.Addr != addr {
-				t.Fatalf("got %s %+v, want %s %s at %s", c.op, c.inst, op, id, addr)
-			}
+			require.Equal(t, call{op, discovery.Instance{ID: id, Addr: addr}},
+				call{c.op, discovery.Instance{ID: c.inst.ID, Addr: c.inst.Addr}}, "callback (Metadata not compared)")
 		case <-time.After(10 * time.Second):
-			t.Fatalf("no callback, want %s %s", op, id)
+			require.FailNow(t, fmt.Sprintf("no callback, want %s %s", op, id))
 		}
 	}
 	next("add", "a", "10.0.0.1:80") // present at start: told before NewSet returned
 
 	second, err := discovery.Register(ctx, cli, svc, discovery.Instance{ID: "b", Addr: "10.0.0.2:80", Metadata: map[string]string{"v": "1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer second.Close(ctx)
 	next("add", "b", "10.0.0.2:80")
-	snap := set.Snapshot()
-	if len(snap) != 2 || snap[0].ID != "a" || snap[1].ID != "b" || snap[1].Metadata["v"] != "1" {
-		t.Errorf("Snapshot: got %+v, want a and b (with v=1)", snap)
+	if snap := set.Snapshot(); assert.Len(t, snap, 2, "Snapshot: want a and b") {
+		assert.Equal(t, "a", snap[0].ID, "Snapshot")
+		assert.Equal(t, "b", snap[1].ID, "Snapshot")
+		assert.Equal(t, "1", snap[1].Metadata["v"], "Snapshot: b's metadata")
 	}
 
-	if err := first.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, first.Close(ctx))
 	next("remove", "a", "10.0.0.1:80")
 
 	// b moves: it is told as an add of its new state.
 	moved, err := discovery.Register(ctx, cli, svc, discovery.Instance{ID: "b", Addr: "10.0.0.9:80"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer moved.Close(ctx)
 	next("add", "b", "10.0.0.9:80")
-	if snap := set.Snapshot(); len(snap) != 1 || snap[0].Addr != "10.0.0.9:80" {
-		t.Errorf("Snapshot after b moved: got %+v, want only b at 10.0.0.9:80", snap)
+	if snap := set.Snapshot(); assert.Len(t, snap, 1, "Snapshot after b moved: want only b") {
+		assert.Equal(t, "10.0.0.9:80", snap[0].Addr, "Snapshot after b moved: b's Addr")
 	}
 
 	set.Close()
 	<-set.Done()
-	if err := set.Err(); err != nil {
-		t.Errorf("Err after Close: %v", err)
-	}
+	assert.NoError(t, set.Err(), "Err after Close")
 	select {
 	case c := <-calls:
-		t.Errorf("unexpected callback %s %+v", c.op, c.inst)
+		assert.Fail(t, "unexpected callback", "%s %+v", c.op, c.inst)
 	default:
 	}
 }
@@ -156,23 +131,17 @@ func TestSetSameInstanceAgain(t *testing.T) {
 	svc := serviceName(t)
 	adds := make(chan discovery.Instance, 16)
 	set, err := discovery.NewSet(ctx, cli, svc, discovery.OnAdd(func(i discovery.Instance) { adds <- i }))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer set.Close()
 	inst := discovery.Instance{ID: "a", Addr: "10.0.0.1:80"}
 	for range 2 {
 		reg, err := discovery.Register(ctx, cli, svc, inst)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer reg.Close(ctx)
 	}
 	// A marker after both: once it is told, so was everything before it.
 	marker, err := discovery.Register(ctx, cli, svc, discovery.Instance{ID: "z", Addr: "10.0.0.2:80"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer marker.Close(ctx)
 	var ids []string
 	for len(ids) == 0 || ids[len(ids)-1] != "z" {
@@ -180,10 +149,8 @@ func TestSetSameInstanceAgain(t *testing.T) {
 		case i := <-adds:
 			ids = append(ids, i.ID)
 		case <-time.After(10 * time.Second):
-			t.Fatalf("adds so far %v, want the marker z", ids)
+			require.FailNow(t, fmt.Sprintf("adds so far %v, want the marker z", ids))
 		}
 	}
-	if len(ids) != 2 || ids[0] != "a" {
-		t.Errorf("adds: got %v, want [a z]", ids)
-	}
+	assert.Equal(t, []string{"a", "z"}, ids, "adds")
 }

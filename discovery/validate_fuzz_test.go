@@ -1,9 +1,10 @@
 package discovery
 
 import (
-	"errors"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 )
@@ -19,19 +20,16 @@ func FuzzCheckInstance(f *testing.F) {
 	f.Fuzz(func(t *testing.T, service, id, addr string) {
 		err := checkInstance("register", service, Instance{ID: id, Addr: addr})
 		if err != nil {
-			if !errors.Is(err, etcdkit.ErrInvalidArgument) {
-				t.Fatalf("refused with %v, not ErrInvalidArgument", err)
-			}
+			require.ErrorIs(t, err, etcdkit.ErrInvalidArgument, "refused with the wrong error")
 			return
 		}
 		key := service + "/" + id
 		// The resolver lists the keys under service+"/" and takes what follows
 		// as the instance; it must be exactly id, with no '/' in it.
-		if rest := strings.TrimPrefix(key, service+"/"); rest != id || !validID(rest) {
-			t.Fatalf("accepted service %q, ID %q: key %q reads back as instance %q", service, id, key, rest)
-		}
-		if service == "" || addr == "" || strings.HasPrefix(service, "/") || strings.HasSuffix(service, "/") {
-			t.Fatalf("accepted service %q, ID %q, Addr %q", service, id, addr)
-		}
+		rest := strings.TrimPrefix(key, service+"/")
+		require.Equal(t, id, rest, "accepted service %q, ID %q: key %q reads back as another instance", service, id, key)
+		require.True(t, validID(rest), "accepted service %q, ID %q: key %q reads back as instance %q", service, id, key, rest)
+		require.False(t, service == "" || addr == "" || strings.HasPrefix(service, "/") || strings.HasSuffix(service, "/"),
+			"accepted service %q, ID %q, Addr %q", service, id, addr)
 	})
 }

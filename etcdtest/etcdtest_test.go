@@ -2,7 +2,6 @@ package etcdtest_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,6 +11,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/goleak"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
@@ -32,21 +33,16 @@ func ctx(t *testing.T) context.Context {
 func put(t *testing.T, cli *clientv3.Client, key, val string) int64 {
 	t.Helper()
 	resp, err := cli.Put(ctx(t), key, val)
-	if err != nil {
-		t.Fatalf("put %q: %v", key, err)
-	}
+	require.NoError(t, err, "put %q", key)
 	return resp.Header.Revision
 }
 
 func mustGet(t *testing.T, cli *clientv3.Client, key, want string) {
 	t.Helper()
 	resp, err := cli.Get(ctx(t), key)
-	if err != nil {
-		t.Fatalf("get %q: %v", key, err)
-	}
-	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != want {
-		t.Fatalf("get %q = %v, want one value %q", key, resp.Kvs, want)
-	}
+	require.NoError(t, err, "get %q", key)
+	require.Len(t, resp.Kvs, 1, "get %q", key)
+	require.Equal(t, want, string(resp.Kvs[0].Value), "get %q", key)
 }
 
 func TestStartParallel(t *testing.T) {
@@ -56,9 +52,9 @@ func TestStartParallel(t *testing.T) {
 			start := time.Now()
 			srv := etcdtest.Start(t)
 			t.Logf("started in %v on %v", time.Since(start), srv.Endpoints())
-			if eps := srv.Endpoints(); len(eps) != 1 || !strings.HasPrefix(eps[0], "http://127.0.0.1:") {
-				t.Fatalf("Endpoints() = %q, want one http://127.0.0.1:port URL", eps)
-			}
+			eps := srv.Endpoints()
+			require.Len(t, eps, 1, "Endpoints()")
+			require.True(t, strings.HasPrefix(eps[0], "http://127.0.0.1:"), "Endpoints() = %q, want an http://127.0.0.1:port URL", eps)
 			cli := srv.Client(t).Raw()
 			key, val := fmt.Sprintf("/parallel/%d", i), fmt.Sprintf("value-%d", i)
 			put(t, cli, key, val)
@@ -89,9 +85,7 @@ func TestRestartKeepsDataAndClients(t *testing.T) {
 			srv.Restart(t)
 			t.Logf("restarted in %v", time.Since(start))
 
-			if got := srv.Endpoints(); got[0] != eps[0] {
-				t.Fatalf("after Restart, Endpoints() = %q, want %q", got, eps)
-			}
+			require.Equal(t, eps[0], srv.Endpoints()[0], "Endpoints() after Restart")
 			start = time.Now()
 			mustGet(t, cli.Raw(), "/restart/before", "1")
 			t.Logf("first read after restart took %v", time.Since(start))
@@ -109,19 +103,14 @@ func TestStopThenRestart(t *testing.T) {
 
 	srv.Stop()
 	srv.Stop() // stopping twice is harmless
-	if srv.Running() {
-		t.Fatal("Running() = true after Stop")
-	}
+	require.False(t, srv.Running(), "Running() after Stop")
 	short, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
-	if _, err := cli.Get(short, "/stop/key"); err == nil {
-		t.Fatal("Get on a stopped server succeeded, want an error")
-	}
+	_, err := cli.Get(short, "/stop/key")
+	require.Error(t, err, "Get on a stopped server succeeded")
 
 	srv.Restart(t)
-	if !srv.Running() {
-		t.Fatal("Running() = false after Restart")
-	}
+	require.True(t, srv.Running(), "Running() after Restart")
 	mustGet(t, cli, "/stop/key", "v")
 }
 
@@ -133,24 +122,20 @@ func TestStopWithOpenWatch(t *testing.T) {
 	wctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	wch := cli.Watch(wctx, "/watched", clientv3.WithCreatedNotify())
-	if resp := <-wch; !resp.Created {
-		t.Fatalf("watch not created: %v", resp.Err())
-	}
+	resp := <-wch
+	require.True(t, resp.Created, "watch not created: %v", resp.Err())
 	start := time.Now()
 	srv.Stop()
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("Stop with an open watch took %v, want well under 2s", d)
-	}
+	require.LessOrEqual(t, time.Since(start), 2*time.Second, "Stop with an open watch: want well under 2s")
 	srv.Restart(t)
 	put(t, cli, "/watched", "x")
 	// The watch resumes on the restarted server.
 	select {
 	case resp := <-wch:
-		if err := resp.Err(); err != nil || len(resp.Events) != 1 {
-			t.Fatalf("watch after restart: events %v, err %v; want the put", resp.Events, err)
-		}
+		require.NoError(t, resp.Err(), "watch after restart")
+		require.Len(t, resp.Events, 1, "watch after restart: want the put")
 	case <-time.After(10 * time.Second):
-		t.Fatal("no watch event after restart")
+		require.FailNow(t, "no watch event after restart")
 	}
 }
 
@@ -164,13 +149,11 @@ func TestCompact(t *testing.T) {
 	srv.Compact(t, rev2)
 
 	_, err := cli.Get(ctx(t), "/compact/k", clientv3.WithRev(rev1))
-	if !errors.Is(err, rpctypes.ErrCompacted) {
-		t.Fatalf("get at compacted revision %d: err = %v, want %v", rev1, err, rpctypes.ErrCompacted)
-	}
+	require.ErrorIs(t, err, rpctypes.ErrCompacted, "get at compacted revision %d", rev1)
 	resp, err := cli.Get(ctx(t), "/compact/k", clientv3.WithRev(rev2))
-	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "2" {
-		t.Fatalf("get at revision %d = %v, %v; want value 2", rev2, resp, err)
-	}
+	require.NoError(t, err, "get at revision %d", rev2)
+	require.Len(t, resp.Kvs, 1, "get at revision %d", rev2)
+	require.Equal(t, "2", string(resp.Kvs[0].Value), "get at revision %d", rev2)
 }
 
 func TestCluster(t *testing.T) {
@@ -179,37 +162,29 @@ func TestCluster(t *testing.T) {
 			start := time.Now()
 			cl := etcdtest.StartCluster(t, 3, mode.opts...)
 			t.Logf("3-member cluster started in %v", time.Since(start))
-			if n := len(cl.Endpoints()); n != 3 {
-				t.Fatalf("Endpoints() has %d URLs, want 3", n)
-			}
+			require.Len(t, cl.Endpoints(), 3, "Endpoints()")
 			cli := cl.Client(t).Raw()
 			put(t, cli, "/cluster/before", "1")
 
 			old := cl.WaitLeader(t)
 			start = time.Now()
 			cl.StopMember(old)
-			if cl.Member(old).Running() {
-				t.Fatalf("member %d still running after StopMember", old)
-			}
+			require.False(t, cl.Member(old).Running(), "member %d still running after StopMember", old)
 			lead := cl.WaitLeader(t)
 			t.Logf("leader %d stopped; member %d leads after %v", old, lead, time.Since(start))
-			if lead == old {
-				t.Fatalf("WaitLeader() = %d, the stopped member", lead)
-			}
+			require.NotEqual(t, old, lead, "WaitLeader() named the stopped member")
 			for i := range 10 {
 				put(t, cli, fmt.Sprintf("/cluster/during/%d", i), "2")
 			}
 			mustGet(t, cli, "/cluster/before", "1")
 
 			cl.RestartMember(old)
-			if !cl.Member(old).Running() {
-				t.Fatalf("member %d not running after RestartMember", old)
-			}
+			require.True(t, cl.Member(old).Running(), "member %d not running after RestartMember", old)
 			// The restarted member caught up: read through it alone.
 			mustGet(t, cl.Member(old).RawClient(t), "/cluster/during/9", "2")
-			if l := cl.WaitLeader(t); l < 0 || l >= 3 {
-				t.Fatalf("WaitLeader() = %d after restart", l)
-			}
+			l := cl.WaitLeader(t)
+			require.GreaterOrEqual(t, l, 0, "WaitLeader() after restart")
+			require.Less(t, l, 3, "WaitLeader() after restart")
 		})
 	}
 }
@@ -217,9 +192,7 @@ func TestCluster(t *testing.T) {
 func TestClusterTLS(t *testing.T) {
 	cl := etcdtest.StartCluster(t, 3, etcdtest.WithTLS())
 	for _, ep := range cl.Endpoints() {
-		if !strings.HasPrefix(ep, "https://127.0.0.1:") {
-			t.Fatalf("Endpoints() = %q, want https URLs", cl.Endpoints())
-		}
+		require.True(t, strings.HasPrefix(ep, "https://127.0.0.1:"), "Endpoints() = %q, want https URLs", cl.Endpoints())
 	}
 	put(t, cl.Client(t).Raw(), "/cluster-tls/k", "v")
 	mustGet(t, cl.RawClient(t), "/cluster-tls/k", "v")
@@ -227,12 +200,9 @@ func TestClusterTLS(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	srv := etcdtest.Start(t, etcdtest.WithTLS())
-	if ep := srv.Endpoints()[0]; !strings.HasPrefix(ep, "https://") {
-		t.Fatalf("Endpoints() = %q, want an https URL", ep)
-	}
-	if srv.ClientTLS() == nil {
-		t.Fatal("ClientTLS() = nil with WithTLS")
-	}
+	ep := srv.Endpoints()[0]
+	require.True(t, strings.HasPrefix(ep, "https://"), "Endpoints() = %q, want an https URL", ep)
+	require.NotNil(t, srv.ClientTLS(), "ClientTLS() with WithTLS")
 	cli := srv.Client(t).Raw()
 	put(t, cli, "/tls/k", "v")
 	mustGet(t, srv.RawClient(t), "/tls/k", "v")
@@ -241,17 +211,18 @@ func TestTLS(t *testing.T) {
 	cfg := srv.Config()
 	cfg.TLS = nil
 	cfg.DialTimeout = 2 * time.Second
-	if c, err := etcdkit.New(ctx(t), cfg); err == nil {
+	c, err := etcdkit.New(ctx(t), cfg)
+	if err == nil {
 		c.Close()
-		t.Fatal("client without the CA connected to a TLS server")
 	}
+	require.Error(t, err, "client without the CA connected to a TLS server")
 }
 
 func TestClientCertAuth(t *testing.T) {
 	srv := etcdtest.Start(t, etcdtest.WithClientCertAuth())
-	if tc := srv.ClientTLS(); tc == nil || len(tc.Certificates) != 1 {
-		t.Fatalf("ClientTLS() = %v, want a config with one client certificate", tc)
-	}
+	tc := srv.ClientTLS()
+	require.NotNil(t, tc, "ClientTLS()")
+	require.Len(t, tc.Certificates, 1, "ClientTLS(): want one client certificate")
 	put(t, srv.Client(t).Raw(), "/mtls/k", "v")
 
 	cfg := srv.Config()
@@ -265,9 +236,8 @@ func TestClientCertAuth(t *testing.T) {
 		defer c.Close()
 		short, cancel := context.WithTimeout(ctx(t), 2*time.Second)
 		defer cancel()
-		if _, err = c.Raw().Get(short, "/mtls/k"); err == nil {
-			t.Fatal("client without a certificate read from a client-cert-auth server")
-		}
+		_, err = c.Raw().Get(short, "/mtls/k")
+		require.Error(t, err, "client without a certificate read from a client-cert-auth server")
 	}
 	t.Logf("client without certificate refused: %v", err)
 }
@@ -279,26 +249,25 @@ func TestEnableAuth(t *testing.T) {
 
 	srv.EnableAuth(t, "s3cret")
 
-	if _, err := before.Get(ctx(t), "/auth/k"); err == nil {
-		t.Fatal("client without credentials read after EnableAuth")
-	}
+	_, err := before.Get(ctx(t), "/auth/k")
+	require.Error(t, err, "client without credentials read after EnableAuth")
 	cfg := srv.Config()
-	if c, err := etcdkit.New(ctx(t), cfg); err == nil {
+	c, err := etcdkit.New(ctx(t), cfg)
+	if err == nil {
 		c.Close()
-		t.Fatal("client without credentials connected after EnableAuth")
 	}
+	require.Error(t, err, "client without credentials connected after EnableAuth")
 
 	cfg.Username, cfg.Password = "root", "wrong"
-	if c, err := etcdkit.New(ctx(t), cfg); err == nil {
+	c, err = etcdkit.New(ctx(t), cfg)
+	if err == nil {
 		c.Close()
-		t.Fatal("client with a wrong password connected")
 	}
+	require.Error(t, err, "client with a wrong password connected")
 
 	cfg.Password = "s3cret"
 	root, err := etcdkit.New(ctx(t), cfg)
-	if err != nil {
-		t.Fatalf("connect as root: %v", err)
-	}
+	require.NoError(t, err, "connect as root")
 	defer root.Close()
 	mustGet(t, root.Raw(), "/auth/k", "v")
 	rev := put(t, root.Raw(), "/auth/k", "w")
@@ -311,43 +280,30 @@ func TestEnableAuth(t *testing.T) {
 
 func TestRunAndClose(t *testing.T) {
 	srv, err := etcdtest.Run()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	put(t, cli, "/run/k", "v")
 	cli.Close()
 
-	if err := srv.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := srv.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if srv.Running() {
-		t.Fatal("Running() = true after Close")
-	}
+	require.NoError(t, srv.Close(), "Close")
+	require.NoError(t, srv.Close(), "second Close")
+	require.False(t, srv.Running(), "Running() after Close")
 	// Restart after Close fails the test it is given.
 	ft := &fakeTB{TB: t}
 	func() {
 		defer func() { _ = recover() }()
 		srv.Restart(ft)
 	}()
-	if !ft.failed {
-		t.Fatal("Restart after Close did not fail")
-	}
+	require.True(t, ft.failed, "Restart after Close did not fail")
 }
 
 func TestOptionsPassedToEmbed(t *testing.T) {
 	srv := etcdtest.Start(t, etcdtest.WithEmbedConfig(func(c *embed.Config) { c.MaxTxnOps = 2 }))
 	cli := srv.RawClient(t)
 	ops := []clientv3.Op{clientv3.OpPut("/o/a", "1"), clientv3.OpPut("/o/b", "1"), clientv3.OpPut("/o/c", "1")}
-	if _, err := cli.Txn(ctx(t)).Then(ops...).Commit(); !errors.Is(err, rpctypes.ErrTooManyOps) {
-		t.Fatalf("txn of 3 ops with MaxTxnOps 2: err = %v, want %v", err, rpctypes.ErrTooManyOps)
-	}
+	_, err := cli.Txn(ctx(t)).Then(ops...).Commit()
+	require.ErrorIs(t, err, rpctypes.ErrTooManyOps, "txn of 3 ops with MaxTxnOps 2")
 }
 
 // fakeTB records a Fatal without ending the real test.
@@ -367,9 +323,7 @@ func (f *fakeTB) Fatalf(format string, args ...any) { f.Fatal(fmt.Sprintf(format
 func BenchmarkStart(b *testing.B) {
 	for b.Loop() {
 		srv, err := etcdtest.Run()
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		srv.Close()
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/etcdkit/etcdkit/etcdtest"
 )
 
@@ -13,20 +15,14 @@ import (
 func TestPortHeldWhileStopped(t *testing.T) {
 	srv := etcdtest.Start(t)
 	u, err := url.Parse(srv.Endpoints()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	srv.Stop()
 	for range 2000 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		got := l.Addr().String()
 		l.Close()
-		if got == u.Host {
-			t.Fatalf("the kernel handed out %s, the stopped server's address", got)
-		}
+		require.NotEqual(t, u.Host, got, "the kernel handed out the stopped server's address")
 	}
 	srv.Restart(t)
 	put(t, srv.RawClient(t), "/held", "v")

@@ -100,9 +100,7 @@ func testRegistrationComesBack(t *testing.T, faults []registrationFault, n int) 
 		c.heal()
 		inj.count(f.name)
 		took, ok := waitRegistered(t, direct, inst, bound)
-		if !ok {
-			t.Fatalf("after fault %d (%s, %s), the instance was not registered again within %v", i+1, f.name, what, bound)
-		}
+		require.True(t, ok, "after fault %d (%s, %s), the instance was not registered again within %v", i+1, f.name, what, bound)
 		slowest = max(slowest, took)
 		t.Logf("fault %d: %s (%s): found %v after it healed", i+1, f.name, what, took.Round(time.Millisecond))
 	}

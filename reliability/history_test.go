@@ -10,6 +10,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
 )
@@ -75,7 +78,7 @@ func settle(ctx context.Context, t *testing.T, raw *clientv3.Client) int64 {
 			return resp.Header.Revision
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("write after the faults: %v", err)
+			require.NoError(t, err, "write after the faults")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -88,9 +91,7 @@ func revisionLog(t *testing.T, raw *clientv3.Client, prefix string, from, to int
 	defer cancel()
 	var out []logEvent
 	for resp := range raw.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(from+1)) {
-		if err := resp.Err(); err != nil {
-			t.Fatalf("read the revision log: %v", err)
-		}
+		require.NoError(t, resp.Err(), "read the revision log")
 		for _, ev := range resp.Events {
 			if ev.Kv.ModRevision > to {
 				return out
@@ -104,7 +105,7 @@ func revisionLog(t *testing.T, raw *clientv3.Client, prefix string, from, to int
 			return out
 		}
 	}
-	t.Fatal("the revision log ended early")
+	require.FailNow(t, "the revision log ended early")
 	return nil
 }
 
@@ -114,13 +115,9 @@ func revisionLog(t *testing.T, raw *clientv3.Client, prefix string, from, to int
 func compareLogs(t *testing.T, what string, got, want []logEvent) {
 	t.Helper()
 	for i := range min(len(got), len(want)) {
-		if got[i] != want[i] {
-			t.Fatalf("%s: event %d is %v, the store recorded %v", what, i, got[i], want[i])
-		}
+		require.Equal(t, want[i], got[i], "%s: event %d differs from what the store recorded", what, i)
 	}
-	if len(got) != len(want) {
-		t.Fatalf("%s: delivered %d events, the store recorded %d", what, len(got), len(want))
-	}
+	require.Equal(t, len(want), len(got), "%s: events delivered, against the store's", what)
 }
 
 // TestWatchHistory_UnderFaults: a Watcher on a prefix delivers exactly the
@@ -131,9 +128,7 @@ func TestWatchHistory_UnderFaults(t *testing.T) {
 	raw := cl.RawClient(t)
 	kv := etcdkit.NewKV(cl.Client(t), "wh/", etcdkit.String())
 	start, err := raw.Get(t.Context(), "wh/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	from := start.Header.Revision
 
 	// The writer stops when its budget is spent; the watcher has longer.
@@ -176,9 +171,7 @@ func TestWatchHistory_UnderFaults(t *testing.T) {
 	inj.run(t, cl, []fault{stopRestartMember, stopLeader}, budget(4, 1000), budget(time.Second, 3*time.Second), done)
 	<-done
 	<-collect
-	if err := w.Err(); err != nil {
-		t.Fatalf("the watch ended: %v", err)
-	}
+	require.NoError(t, w.Err(), "the watch ended")
 	want := revisionLog(t, raw, "wh/", from, last)
 	compareLogs(t, "watcher", got, want)
 	t.Logf("watcher delivered %d events exactly as recorded, under %d faults", len(got), inj.total())
@@ -203,9 +196,7 @@ func TestMirrorHistory_UnderFaults(t *testing.T) {
 			shadow[key] = new.Value
 		}
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer mirror.Close()
 
 	ctx, cancel := context.WithTimeout(t.Context(), budget(60*time.Second, 90*time.Second))
@@ -220,13 +211,9 @@ func TestMirrorHistory_UnderFaults(t *testing.T) {
 	wctx, wcancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer wcancel()
 	settled := settle(wctx, t, raw)
-	if err := mirror.WaitForRevision(wctx, max(last, settled)); err != nil {
-		t.Fatalf("WaitForRevision(%d): %v", max(last, settled), err)
-	}
+	require.NoError(t, mirror.WaitForRevision(wctx, max(last, settled)), "WaitForRevision(%d)", max(last, settled))
 	resp, err := raw.Get(wctx, "mh/", clientv3.WithPrefix(), clientv3.WithRev(mirror.Revision()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	fresh := map[string]string{}
 	for _, kv := range resp.Kvs {
 		fresh[string(kv.Key)[len("mh/"):]] = string(kv.Value)
@@ -238,13 +225,9 @@ func TestMirrorHistory_UnderFaults(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for name, m := range map[string]map[string]string{"mirror": inMirror, "callbacks": shadow} {
-		if len(m) != len(fresh) {
-			t.Errorf("%s has %d keys, a fresh listing %d", name, len(m), len(fresh))
-		}
+		assert.Equal(t, len(fresh), len(m), "%s: keys, against a fresh listing", name)
 		for k, v := range fresh {
-			if m[k] != v {
-				t.Errorf("%s: %s = %q, a fresh listing has %q", name, k, m[k], v)
-			}
+			assert.Equal(t, v, m[k], "%s: %s, against a fresh listing", name, k)
 		}
 	}
 	t.Logf("mirror of %d keys matched a fresh listing at revision %d, under %d faults", len(fresh), mirror.Revision(), inj.total())

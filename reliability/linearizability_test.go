@@ -13,6 +13,9 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
 )
@@ -291,9 +294,7 @@ func TestLinearizable_KVUnderFaults(t *testing.T) {
 			}
 		}
 	}
-	if len(history) < clients*10 {
-		t.Fatalf("only %d operations completed: the workload did not run", len(history))
-	}
+	require.GreaterOrEqual(t, len(history), clients*10, "operations completed: the workload did not run")
 	var injected int64
 	for _, c := range faulty {
 		injected += c.faults.Injected()
@@ -305,8 +306,8 @@ func TestLinearizable_KVUnderFaults(t *testing.T) {
 	case porcupine.Illegal:
 		var b strings.Builder
 		_ = porcupine.Visualize(kvModel, info, &b)
-		t.Errorf("history is not linearizable; porcupine visualization (HTML) has %d bytes", b.Len())
+		assert.Fail(t, "history is not linearizable", "porcupine visualization (HTML) has %d bytes", b.Len())
 	case porcupine.Unknown:
-		t.Errorf("linearizability check timed out: the result is unknown")
+		assert.Fail(t, "linearizability check timed out: the result is unknown")
 	}
 }

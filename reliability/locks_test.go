@@ -14,6 +14,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
 )
@@ -92,17 +95,12 @@ func TestLocks_UnderFaults(t *testing.T) {
 	entries := readLockLog(t, cl.RawClient(t), "rl-log/")
 	var prev int64
 	for _, e := range entries {
-		if e.fence < prev {
-			t.Errorf("at revision %d, holder with fence %d wrote after fence %d had written: two holders at once", e.rev, e.fence, prev)
-		}
+		assert.GreaterOrEqual(t, e.fence, prev, "at revision %d, a holder wrote after a later fence had written: two holders at once", e.rev)
 		prev = max(prev, e.fence)
 	}
-	if st.unnoticed.Load() > 0 {
-		t.Errorf("%d holders had a write refused but were never told they lost the lock", st.unnoticed.Load())
-	}
-	if st.sections.Load() == 0 || len(entries) == 0 {
-		t.Fatal("no critical section ran: the test proves nothing")
-	}
+	assert.Zero(t, st.unnoticed.Load(), "holders had a write refused but were never told they lost the lock")
+	require.NotZero(t, st.sections.Load(), "no critical section ran: the test proves nothing")
+	require.NotEmpty(t, entries, "no guarded write in the log: the test proves nothing")
 	t.Logf("%d critical sections, %d guarded writes accepted (%d in the log), %d refused, under %d faults",
 		st.sections.Load(), st.written.Load(), len(entries), st.refused.Load(), inj.total())
 }
@@ -132,16 +130,12 @@ type lockLogEntry struct {
 func readLockLog(t *testing.T, raw *clientv3.Client, prefix string) []lockLogEntry {
 	t.Helper()
 	resp, err := raw.Get(t.Context(), prefix, clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var out []lockLogEntry
 	for _, kv := range resp.Kvs {
 		name := strings.TrimPrefix(string(kv.Key), prefix)
 		fence, err := strconv.ParseInt(name[:20], 10, 64)
-		if err != nil {
-			t.Fatalf("log key %q: %v", name, err)
-		}
+		require.NoError(t, err, "log key %q", name)
 		out = append(out, lockLogEntry{rev: kv.ModRevision, fence: fence})
 	}
 	slices.SortFunc(out, func(a, b lockLogEntry) int { return int(a.rev - b.rev) })

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // TestKVModel_RejectsViolations makes sure the checker can fail: each
@@ -50,9 +52,7 @@ func TestKVModel_RejectsViolations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := porcupine.CheckOperations(kvModel, tt.history); got != tt.want {
-				t.Errorf("linearizable = %v, want %v", got, tt.want)
-			}
+			assert.Equal(t, tt.want, porcupine.CheckOperations(kvModel, tt.history), "linearizable")
 		})
 	}
 }

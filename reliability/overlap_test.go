@@ -182,10 +182,8 @@ func checkNoOverlap(t *testing.T, sections []section) (minAny, minLost time.Dura
 	for i, s := range sections {
 		if i > 0 {
 			margin := s.start.Sub(prev.end)
-			if margin <= 0 {
-				t.Errorf("two holders at once: %s (fence %d) started %v before %s (fence %d) ended (lost: %v)",
-					s.who, s.fence, -margin, prev.who, prev.fence, prev.lost)
-			}
+			assert.Positive(t, margin, "two holders at once: %s (fence %d) started %v before %s (fence %d) ended (lost: %v)",
+				s.who, s.fence, -margin, prev.who, prev.fence, prev.lost)
 			minAny = min(minAny, margin)
 			if prev.lost {
 				minLost = min(minLost, margin)

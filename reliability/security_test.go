@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
 	"log/slog"
 	"math/big"
 	"strings"
@@ -18,6 +17,9 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
@@ -28,18 +30,14 @@ import (
 func foreignClientCert(t *testing.T) tls.Certificate {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	caTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stranger CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ca, _ := x509.ParseCertificate(caDER)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
@@ -48,9 +46,7 @@ func foreignClientCert(t *testing.T) tls.Certificate {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
@@ -63,13 +59,10 @@ func TestTLS_ClientCertificates(t *testing.T) {
 	good.DialTimeout = 2 * time.Second
 
 	cli, err := etcdkit.New(t.Context(), good)
-	if err != nil {
-		t.Fatalf("client with a certificate of the cluster's CA: %v", err)
-	}
+	require.NoError(t, err, "client with a certificate of the cluster's CA")
 	defer cli.Close()
-	if _, err := etcdkit.NewKV(cli, "tls/", etcdkit.String()).Put(t.Context(), "k", "v"); err != nil {
-		t.Fatalf("put over mutual TLS: %v", err)
-	}
+	_, err = etcdkit.NewKV(cli, "tls/", etcdkit.String()).Put(t.Context(), "k", "v")
+	require.NoError(t, err, "put over mutual TLS")
 
 	noCert := good
 	noCert.TLS = good.TLS.Clone()
@@ -82,11 +75,10 @@ func TestTLS_ClientCertificates(t *testing.T) {
 			c, err := etcdkit.New(t.Context(), cfg)
 			if err == nil {
 				c.Close()
-				t.Fatal("the cluster let the client in")
 			}
-			if !errors.Is(err, etcdkit.ErrUnavailable) || !strings.Contains(err.Error(), "certificate") {
-				t.Errorf("err = %v, want an ErrUnavailable that names the certificate problem", err)
-			}
+			require.Error(t, err, "the cluster let the client in")
+			assert.ErrorIs(t, err, etcdkit.ErrUnavailable)
+			assert.ErrorContains(t, err, "certificate", "the error should name the certificate problem")
 		})
 	}
 }
@@ -100,9 +92,7 @@ func authServer(t *testing.T) (*etcdtest.Server, etcdkit.Config) {
 	root := srv.Config()
 	root.Username, root.Password = "root", rootPassword
 	admin, err := etcdkit.New(t.Context(), root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer admin.Close()
 	raw := admin.Raw()
 	ctx := t.Context()
@@ -116,9 +106,7 @@ func authServer(t *testing.T) (*etcdtest.Server, etcdkit.Config) {
 		func() error { _, err := raw.UserGrantRole(ctx, "app", "app-rw"); return err },
 	}
 	for _, step := range steps {
-		if err := step(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, step())
 	}
 	cfg := srv.Config()
 	cfg.Username, cfg.Password = "app", appPassword
@@ -162,21 +150,16 @@ func TestRBAC_PrefixUser(t *testing.T) {
 	bad := cfg
 	bad.Password = "Wrong-Password-5150"
 	_, err := etcdkit.New(t.Context(), bad)
-	if !errors.Is(record(err), etcdkit.ErrAuthFailed) {
-		t.Fatalf("wrong password: err = %v, want ErrAuthFailed", err)
-	}
+	require.ErrorIs(t, record(err), etcdkit.ErrAuthFailed, "wrong password")
 
 	cli, err := etcdkit.New(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer cli.Close()
 	ctx := t.Context()
 	inside := etcdkit.NewKV(cli, "app/data/", etcdkit.String())
 	outside := etcdkit.NewKV(cli, "other/", etcdkit.String())
-	if _, err := inside.Put(ctx, "k", "v"); err != nil {
-		t.Fatalf("put inside the prefix: %v", err)
-	}
+	_, err = inside.Put(ctx, "k", "v")
+	require.NoError(t, err, "put inside the prefix")
 
 	denied := map[string]func() error{
 		"get": func() error { _, err := outside.Get(ctx, "k"); return err },
@@ -205,9 +188,7 @@ func TestRBAC_PrefixUser(t *testing.T) {
 	}
 	for name, call := range denied {
 		t.Run("denied "+name, func(t *testing.T) {
-			if err := record(call()); !errors.Is(err, etcdkit.ErrPermissionDenied) {
-				t.Errorf("%s outside the prefix: err = %v, want ErrPermissionDenied", name, err)
-			}
+			assert.ErrorIs(t, record(call()), etcdkit.ErrPermissionDenied, "%s outside the prefix", name)
 		})
 	}
 
@@ -216,41 +197,28 @@ func TestRBAC_PrefixUser(t *testing.T) {
 		defer cancel()
 		w := inside.Watch(wctx)
 		lease, err := cli.Grant(wctx, 2*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := lease.KeepAlive(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
+		require.NoError(t, lease.KeepAlive())
 		lock, err := cli.Lock(wctx, "app/lock", etcdkit.LockTTL(2*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		time.Sleep(4 * time.Second) // the 1s token expires several times
-		if _, err := inside.Put(wctx, "later", "x", etcdkit.WithLease(lease)); err != nil {
-			t.Fatalf("put after the token expired: %v", record(err))
-		}
+		_, err = inside.Put(wctx, "later", "x", etcdkit.WithLease(lease))
+		require.NoError(t, record(err), "put after the token expired")
 		select {
 		case ev := <-w.Events():
-			if ev.Entry.Key != "later" {
-				t.Errorf("watch delivered %+v", ev)
-			}
+			assert.Equal(t, "later", ev.Entry.Key, "watch delivered %+v", ev)
 		case <-wctx.Done():
-			t.Fatalf("the watch delivered nothing after the token expired: %v", w.Err())
+			require.FailNow(t, "the watch delivered nothing after the token expired", "watch Err() = %v", w.Err())
 		}
 		select {
 		case <-lease.Done():
-			t.Errorf("the lease ended: %v", lease.Err())
+			assert.Fail(t, "the lease ended", "Err() = %v", lease.Err())
 		case <-lock.Lost():
-			t.Errorf("the lock was lost: %v", lock.Err())
+			assert.Fail(t, "the lock was lost", "Err() = %v", lock.Err())
 		default:
 		}
-		if err := lock.Unlock(wctx); err != nil {
-			t.Errorf("unlock after the token expired: %v", record(err))
-		}
-		if err := lease.Revoke(wctx); err != nil {
-			t.Errorf("revoke after the token expired: %v", record(err))
-		}
+		assert.NoError(t, record(lock.Unlock(wctx)), "unlock after the token expired")
+		assert.NoError(t, record(lease.Revoke(wctx)), "revoke after the token expired")
 	})
 
 	for _, err := range errs {
@@ -258,18 +226,13 @@ func TestRBAC_PrefixUser(t *testing.T) {
 			continue
 		}
 		for _, secret := range []string{appPassword, rootPassword, bad.Password} {
-			if strings.Contains(err.Error(), secret) {
-				t.Errorf("an error prints a password: %v", err)
-			}
+			assert.False(t, strings.Contains(err.Error(), secret), "an error prints a password: %v", err)
 		}
 	}
 	out := logs.String()
 	for _, secret := range []string{appPassword, rootPassword, bad.Password} {
-		if strings.Contains(out, secret) {
-			t.Errorf("the logs print a password")
-		}
+		// Not assert.NotContains: its failure message would print the logs, secret and all.
+		assert.False(t, strings.Contains(out, secret), "the logs print a password")
 	}
-	if strings.Contains(cfg.String(), appPassword) {
-		t.Error("Config.String prints the password")
-	}
+	assert.False(t, strings.Contains(cfg.String(), appPassword), "Config.String prints the password")
 }
