@@ -193,6 +193,9 @@ func (r *leaderRun) run(parent context.Context) error {
 		}
 		term, err := r.campaign(ctx, ls)
 		if err != nil {
+			if !ls.usable() {
+				continue // a fresh lease, at once
+			}
 			r.failed("campaign", err, ctx)
 			continue
 		}
@@ -392,6 +395,9 @@ func (r *leaderRun) campaign(ctx context.Context, ls *leaderSession) (*Term, err
 	q := queueSpec{value: r.value, checks: []clientv3.Op{clientv3.OpGet(r.prefix, clientv3.WithFirstCreate()...)}}
 	resp, err := r.c.joinTxn(wctx, ls.session, key, q)
 	if err != nil {
+		if isLeaseGone(err) {
+			ls.spent.Store(true) // revoked: its keep-alive may take a while to hear it
+		}
 		return nil, opErr("campaign", r.name, err)
 	}
 	t := &Term{key: key, value: r.value, fence: resp.Header.Revision, rev: resp.Header.Revision}
