@@ -146,14 +146,14 @@ func (c *Client) RunAsLeader(ctx context.Context, name, value string,
 
 // leaderRun is one call of RunAsLeader.
 type leaderRun struct {
-	c             *Client
-	name, prefix  string
-	value         string
-	fn            func(context.Context, *Term) error
-	o             leaderOptions
-	done          chan struct{} // closed when the run has cleaned up
-	eventMu       sync.Mutex    // callbacks are never concurrent
-	pause, paused time.Duration // the backoff: the next pause, and the last
+	c            *Client
+	name, prefix string
+	value        string
+	fn           func(context.Context, *Term) error
+	o            leaderOptions
+	done         chan struct{} // closed when the run has cleaned up
+	eventMu      sync.Mutex    // callbacks are never concurrent
+	pause        time.Duration // the last pause after a failure: the backoff
 }
 
 // errLeaderClosed is the cause of a run's ctx when the client closes.
@@ -417,6 +417,9 @@ func (r *leaderRun) campaign(ctx context.Context, ls *leaderSession) (*Term, err
 		if t.rev, err = r.verifyFirst(wctx, t); err != nil {
 			return nil, r.campaignErr(wctx, err)
 		}
+	}
+	if ls.dead() {
+		return nil, opErr("campaign", r.name, ls.err()) // won on a lease that can no longer be relied on
 	}
 	t.started = time.Now()
 	return t, nil

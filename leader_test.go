@@ -353,6 +353,13 @@ func TestRunAsLeader_StopGraceOverrun(t *testing.T) {
 		tb := rb.nextStart(t)
 		assert.True(t, tb.Started().After(returned), "the next leader starts after fn returned")
 		require.NoError(t, ra.result(t))
+		var kinds []etcdkit.LeaderEventKind
+		for _, ev := range ra.eventLog() {
+			if ev.Kind != etcdkit.LeaderObserved {
+				kinds = append(kinds, ev.Kind)
+			}
+		}
+		assert.Equal(t, []etcdkit.LeaderEventKind{etcdkit.LeaderStarted, etcdkit.LeaderStopOverrun, etcdkit.LeaderStopped}, kinds)
 	})
 }
 
@@ -453,4 +460,37 @@ func TestObserveLeader_NewLeaderWithSameValue(t *testing.T) {
 	assert.Equal(t, "same", v)
 	assert.Equal(t, etcdkit.LeaderInfo{Key: lb.Key(), Value: "same", Fence: lb.Fence()}, li)
 	require.NoError(t, lb.Resign(testCtx(t)))
+}
+
+// TestRunAsLeader_AmbiguousJoin: a join whose outcome is unknown (it
+// committed and failed, or failed and lands later) still leads with one key
+// of the run's lease, and the run leaves no key behind, even when the late
+// join lands after it returned.
+func TestRunAsLeader_AmbiguousJoin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		outcome etcdtest.Outcome
+		delay   time.Duration
+	}{
+		{"committed then failed", etcdtest.CommitThenFail, 0},
+		{"failed then committed", etcdtest.FailThenCommit, 500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			faults := etcdtest.NewFaults()
+			cli := testServer.Client(t, etcdtest.WithFaults(faults))
+			raw := testServer.RawClient(t)
+			name := leaderName(t)
+			faults.Inject(etcdtest.RPCTxn, tc.outcome, 1, tc.delay)
+			r := runLeader(t, cli, name, "a", nil, etcdkit.LeaderBackoff(10*time.Millisecond, 100*time.Millisecond))
+			term := r.nextStart(t)
+			assert.Equal(t, []string{term.Key()}, candidateKeys(t, raw, name), "one key, the term's")
+			r.cancel()
+			require.NoError(t, r.result(t))
+			faults.Wait() // the late join, if any, has landed or failed
+			assert.Empty(t, candidateKeys(t, raw, name), "no key left behind")
+			assert.EqualValues(t, 1, faults.Injected())
+		})
+	}
 }
