@@ -68,16 +68,6 @@ func (tl *termLog) snapshot() []termSpan {
 	return out
 }
 
-// running returns the term that runs now, if one does.
-func (tl *termLog) running() (termSpan, bool) {
-	for _, s := range slices.Backward(tl.snapshot()) {
-		if s.end.IsZero() {
-			return s, true
-		}
-	}
-	return termSpan{}, false
-}
-
 // waitRunning waits, bounded, for a term with a fence above after to run.
 func (tl *termLog) waitRunning(t *testing.T, after int64, bound time.Duration) (termSpan, bool) {
 	t.Helper()
