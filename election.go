@@ -144,49 +144,85 @@ func (c *Client) firstCandidate(ctx context.Context, prefix string) (*mvccpb.Key
 	return resp.Kvs[0], resp.Header.Revision, nil
 }
 
+// LeaderInfo is one leader of an election, as [Client.ObserveLeaderInfo]
+// sees it.
+type LeaderInfo struct {
+	Key   string // the leader's key (relative to the client's namespace)
+	Value string // the value it campaigned with or last proclaimed
+	Fence int64  // its key's create revision: grows with every new leader
+}
+
 // ObserveLeader returns a channel that receives the value of the leader of
 // the election called name: the current one first (if any), then every new
-// leader and every value it proclaims. A value equal to the last one sent is
-// not sent again. The channel is closed when ctx ends or the client closes;
+// leader and every value it proclaims. A new leader is sent even when its
+// value equals the last one sent (a restarted replica that campaigns again
+// with its name); a leader's value equal to the last one sent is not sent
+// again. The channel is closed when ctx ends or the client closes;
 // connection failures and compactions are retried, not reported.
+// [Client.ObserveLeaderInfo] also gives each leader's key and fence.
 func (c *Client) ObserveLeader(ctx context.Context, name string) <-chan string {
 	ch := make(chan string)
+	return observeInto(c, ctx, name, ch, func(li LeaderInfo) string { return li.Value })
+}
+
+// ObserveLeaderInfo is [Client.ObserveLeader] with each leader's key and
+// fence: it receives the current leader first (if any), then every new
+// leader and every value it proclaims, never the same key, fence and value
+// twice in a row. After a compaction or a broken connection it resumes
+// from the leader of the moment.
+func (c *Client) ObserveLeaderInfo(ctx context.Context, name string) <-chan LeaderInfo {
+	ch := make(chan LeaderInfo)
+	return observeInto(c, ctx, name, ch, func(li LeaderInfo) LeaderInfo { return li })
+}
+
+// observeInto follows the leaders of name into ch, converted by conv.
+func observeInto[T any](c *Client, ctx context.Context, name string, ch chan T, conv func(LeaderInfo) T) <-chan T {
 	if name == "" || c.checkOpen("observe leader", name) != nil {
 		close(ch)
 		return ch
 	}
-	c.goBackground(func() { c.observeLeader(ctx, name, ch) })
+	emit := func(ctx context.Context, li LeaderInfo) bool {
+		select {
+		case ch <- conv(li):
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	c.goBackground(func() {
+		defer close(ch)
+		c.observeLeader(ctx, name, emit)
+	})
 	return ch
 }
 
-// leaderObserver sends leader values, without repeating the last one.
+// leaderObserver passes leaders on, without repeating the last one, until
+// ctx ends.
 type leaderObserver struct {
 	ctx  context.Context
-	ch   chan<- string
-	last string
+	emit func(context.Context, LeaderInfo) bool
+	last LeaderInfo
 	sent bool
 }
 
-func (o *leaderObserver) send(v string) bool {
-	if o.sent && v == o.last {
+func (o *leaderObserver) send(kv *mvccpb.KeyValue) bool {
+	li := LeaderInfo{Key: string(kv.Key), Value: string(kv.Value), Fence: kv.CreateRevision}
+	if o.sent && li == o.last {
 		return true
 	}
-	select {
-	case o.ch <- v:
-		o.last, o.sent = v, true
-		return true
-	case <-o.ctx.Done():
+	if !o.emit(o.ctx, li) {
 		return false
 	}
+	o.last, o.sent = li, true
+	return true
 }
 
-func (c *Client) observeLeader(ctx context.Context, name string, ch chan<- string) {
-	defer close(ch)
+func (c *Client) observeLeader(ctx context.Context, name string, emit func(context.Context, LeaderInfo) bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(c.ctx, cancel)
 	defer stop()
-	o := &leaderObserver{ctx: ctx, ch: ch}
+	o := &leaderObserver{ctx: ctx, emit: emit}
 	prefix := name + "/"
 	for backoff := 50 * time.Millisecond; ctx.Err() == nil; backoff = min(2*backoff, time.Second) {
 		kv, rev, err := c.firstCandidate(ctx, prefix)
@@ -198,7 +234,7 @@ func (c *Client) observeLeader(ctx context.Context, name string, ch chan<- strin
 				continue
 			}
 		default:
-			if !o.send(string(kv.Value)) {
+			if !o.send(kv) {
 				return
 			}
 			if c.followLeader(ctx, o, string(kv.Key), rev) {
@@ -224,7 +260,7 @@ func (c *Client) followLeader(ctx context.Context, o *leaderObserver, key string
 			if ev.Type == mvccpb.DELETE {
 				return true
 			}
-			if !o.send(string(ev.Kv.Value)) {
+			if !o.send(ev.Kv) {
 				return false
 			}
 		}

@@ -1,6 +1,7 @@
 package etcdtest
 
 import (
+	"fmt"
 	"net/url"
 	"sync"
 	"testing"
@@ -33,7 +34,8 @@ const (
 // [Proxy.Client] or [Proxy.Config]; clients that do not use it are not
 // affected.
 //
-// Its methods are safe for concurrent use. It is closed when the test ends.
+// Its methods are safe for concurrent use. It is closed when the test ends
+// (one made by [RunProxy], by its Close).
 type Proxy struct {
 	fwds   []*proxy
 	scheme string
@@ -63,18 +65,27 @@ func (c *Cluster) Proxy(tb testing.TB) *Proxy {
 
 func newPublicProxy(tb testing.TB, base etcdkit.Config, targets []url.URL) *Proxy {
 	tb.Helper()
+	p, err := openProxy(base, targets)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(p.Close)
+	return p
+}
+
+// openProxy starts a forwarder on a loopback port for each target.
+func openProxy(base etcdkit.Config, targets []url.URL) (*Proxy, error) {
 	p := &Proxy{scheme: targets[0].Scheme, base: base}
 	for _, t := range targets {
 		fwd := newProxy("127.0.0.1:0", t.Host)
 		if err := fwd.open(); err != nil {
 			p.Close()
-			tb.Fatalf("etcdtest: proxy to %s: %v", t.Host, err)
+			return nil, fmt.Errorf("etcdtest: proxy to %s: %w", t.Host, err)
 		}
 		fwd.resume()
 		p.fwds = append(p.fwds, fwd)
 	}
-	tb.Cleanup(p.Close)
-	return p
+	return p, nil
 }
 
 // Endpoints returns the proxy's client URLs, one per server behind it.
@@ -87,7 +98,8 @@ func (p *Proxy) Endpoints() []string {
 }
 
 // Config returns an [etcdkit.Config] that reaches the servers through the
-// proxy, with the same TLS as theirs and no credentials.
+// proxy, with the same TLS as theirs and no credentials (for a proxy made
+// by [RunProxy], the TLS and credentials of the config it was given).
 func (p *Proxy) Config() etcdkit.Config {
 	cfg := p.base
 	cfg.Endpoints = p.Endpoints()
