@@ -3,7 +3,6 @@ package etcdkit_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"os/exec"
@@ -23,9 +22,7 @@ import (
 func deadAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := l.Addr().String()
 	l.Close()
 	return addr
@@ -36,9 +33,7 @@ func deadAddr(t *testing.T) string {
 func silentAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -82,20 +77,14 @@ func TestNew_UnreachableEndpoints(t *testing.T) {
 			took := time.Since(start)
 			if err == nil {
 				cli.Close()
-				t.Fatal("New succeeded against unreachable endpoints")
 			}
-			if !errors.Is(err, etcdkit.ErrUnavailable) {
-				t.Errorf("err = %v, want ErrUnavailable", err)
-			}
+			require.Error(t, err, "New succeeded against unreachable endpoints")
+			assert.ErrorIs(t, err, etcdkit.ErrUnavailable)
 			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("err %q does not mention %q", err, w)
-				}
+				assert.ErrorContains(t, err, w)
 			}
 			// Liveness, not a benchmark: New must not hang far past DialTimeout.
-			if took > 20*dial {
-				t.Errorf("New took %v with DialTimeout %v", took, dial)
-			}
+			assert.LessOrEqual(t, took, 20*dial, "New took %v with DialTimeout %v", took, dial)
 		})
 	}
 }
@@ -105,14 +94,11 @@ func TestNew_OneEndpointDownIsFine(t *testing.T) {
 	cfg := testServer.Config()
 	cfg.Endpoints = append([]string{deadAddr(t)}, cfg.Endpoints...)
 	cli, err := etcdkit.New(testCtx(t), cfg)
-	if err != nil {
-		t.Fatalf("New with one live endpoint of two: %v", err)
-	}
+	require.NoError(t, err, "New with one live endpoint of two")
 	defer cli.Close()
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
-	if _, err := kv.Put(testCtx(t), "k", "v"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = kv.Put(testCtx(t), "k", "v")
+	require.NoError(t, err)
 }
 
 func TestNew_TLSMismatch(t *testing.T) {
@@ -122,21 +108,16 @@ func TestNew_TLSMismatch(t *testing.T) {
 
 	t.Run("plain text to a TLS server", func(t *testing.T) {
 		_, err := etcdkit.New(testCtx(t), etcdkit.Config{Endpoints: []string{hostPort}, DialTimeout: time.Second})
-		if err == nil || !strings.Contains(err.Error(), "requires TLS") || !strings.Contains(err.Error(), hostPort) {
-			t.Errorf("err = %v, want one naming %s and saying it requires TLS", err, hostPort)
-		}
+		assert.ErrorContains(t, err, "requires TLS")
+		assert.ErrorContains(t, err, hostPort, "want the error to name the endpoint")
 	})
 	t.Run("unknown certificate authority", func(t *testing.T) {
 		_, err := etcdkit.New(testCtx(t), etcdkit.Config{Endpoints: srv.Endpoints(), DialTimeout: time.Second})
-		if err == nil || !strings.Contains(err.Error(), "TLS handshake failed") {
-			t.Errorf("err = %v, want a TLS handshake failure", err)
-		}
+		assert.ErrorContains(t, err, "TLS handshake failed")
 	})
 	t.Run("right config works", func(t *testing.T) {
 		cli, err := etcdkit.New(testCtx(t), srv.Config())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		cli.Close()
 	})
 }
@@ -149,46 +130,29 @@ func TestNew_Auth(t *testing.T) {
 
 	cfg.Username, cfg.Password = "root", "not-the-password"
 	_, err := etcdkit.New(testCtx(t), cfg)
-	if !errors.Is(err, etcdkit.ErrAuthFailed) {
-		t.Fatalf("wrong password: err = %v, want ErrAuthFailed", err)
-	}
-	if strings.Contains(err.Error(), "not-the-password") {
-		t.Errorf("the error prints the password: %v", err)
-	}
-	if !strings.Contains(err.Error(), `"root"`) {
-		t.Errorf("the error does not name the user: %v", err)
-	}
+	require.ErrorIs(t, err, etcdkit.ErrAuthFailed, "wrong password")
+	assert.NotContains(t, err.Error(), "not-the-password", "the error prints the password")
+	assert.ErrorContains(t, err, `"root"`, "the error does not name the user")
 
 	cfg.Password = "root-pw-1"
 	cli, err := etcdkit.New(testCtx(t), cfg)
-	if err != nil {
-		t.Fatalf("right password: %v", err)
-	}
+	require.NoError(t, err, "right password")
 	defer cli.Close()
-	if _, err := etcdkit.NewKV(cli, "auth/", etcdkit.String()).Put(testCtx(t), "k", "v"); err != nil {
-		t.Errorf("put as root: %v", err)
-	}
+	_, err = etcdkit.NewKV(cli, "auth/", etcdkit.String()).Put(testCtx(t), "k", "v")
+	assert.NoError(t, err, "put as root")
 }
 
 func TestClient_Close(t *testing.T) {
 	t.Parallel()
 	cli, err := etcdkit.New(testCtx(t), testServer.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
-	if err := cli.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := cli.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if _, err := kv.Get(testCtx(t), "k"); !errors.Is(err, etcdkit.ErrClosed) {
-		t.Errorf("Get after Close: err = %v, want ErrClosed", err)
-	}
-	if _, err := kv.Put(testCtx(t), "k", "v"); !errors.Is(err, etcdkit.ErrClosed) {
-		t.Errorf("Put after Close: err = %v, want ErrClosed", err)
-	}
+	require.NoError(t, cli.Close(), "Close")
+	require.NoError(t, cli.Close(), "second Close")
+	_, err = kv.Get(testCtx(t), "k")
+	assert.ErrorIs(t, err, etcdkit.ErrClosed, "Get after Close")
+	_, err = kv.Put(testCtx(t), "k", "v")
+	assert.ErrorIs(t, err, etcdkit.ErrClosed, "Put after Close")
 }
 
 func TestWrap_DoesNotCloseRaw(t *testing.T) {
@@ -196,19 +160,14 @@ func TestWrap_DoesNotCloseRaw(t *testing.T) {
 	raw := testServer.RawClient(t)
 	cli := etcdkit.Wrap(raw)
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
-	if _, err := kv.Put(testCtx(t), "k", "v"); err != nil {
-		t.Fatal(err)
-	}
-	if err := cli.Close(); err != nil {
-		t.Fatal(err)
-	}
+	_, err := kv.Put(testCtx(t), "k", "v")
+	require.NoError(t, err)
+	require.NoError(t, cli.Close())
 	resp, err := raw.Get(testCtx(t), testPrefix(t)+"k")
-	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v" {
-		t.Errorf("raw client after Wrap's Close: %v, %v", resp, err)
+	if assert.NoError(t, err, "raw client after Wrap's Close") && assert.Len(t, resp.Kvs, 1, "raw client after Wrap's Close") {
+		assert.Equal(t, "v", string(resp.Kvs[0].Value), "raw client after Wrap's Close")
 	}
-	if cli.Raw() != raw {
-		t.Error("Raw() is not the wrapped client")
-	}
+	assert.Same(t, raw, cli.Raw(), "Raw() is not the wrapped client")
 }
 
 func TestNamespace(t *testing.T) {
@@ -216,26 +175,21 @@ func TestNamespace(t *testing.T) {
 	cfg := testServer.Config()
 	cfg.Namespace = testPrefix(t) + "ns/"
 	cli, err := etcdkit.New(testCtx(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer cli.Close()
 	kv := etcdkit.NewKV(cli, "app/", etcdkit.String())
-	if _, err := kv.Put(testCtx(t), "k", "v"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = kv.Put(testCtx(t), "k", "v")
+	require.NoError(t, err)
 	raw := testServer.RawClient(t)
 	resp, err := raw.Get(testCtx(t), cfg.Namespace+"app/k")
-	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("key not stored under the namespace: %v, %v", resp, err)
-	}
+	require.NoError(t, err, "key not stored under the namespace")
+	require.Len(t, resp.Kvs, 1, "key not stored under the namespace")
 	e, err := kv.Get(testCtx(t), "k")
-	if err != nil || e.Key != "k" || e.Value != "v" {
-		t.Errorf("Get through the namespace = %+v, %v", e, err)
-	}
-	if resp, _ := raw.Get(testCtx(t), "app/k"); len(resp.Kvs) != 0 {
-		t.Error("the key also exists outside the namespace")
-	}
+	assert.NoError(t, err, "Get through the namespace")
+	assert.Equal(t, "k", e.Key, "Get through the namespace")
+	assert.Equal(t, "v", e.Value, "Get through the namespace")
+	resp, _ = raw.Get(testCtx(t), "app/k")
+	assert.Empty(t, resp.Kvs, "the key also exists outside the namespace")
 }
 
 func TestRequestTimeout_BoundsCallsWithoutDeadline(t *testing.T) {
@@ -244,9 +198,7 @@ func TestRequestTimeout_BoundsCallsWithoutDeadline(t *testing.T) {
 	cfg := srv.Config()
 	cfg.RequestTimeout = 300 * time.Millisecond
 	cli, err := etcdkit.New(testCtx(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer cli.Close()
 	kv := etcdkit.NewKV(cli, "t/", etcdkit.String())
 	srv.Stop()
@@ -257,30 +209,21 @@ func TestRequestTimeout_BoundsCallsWithoutDeadline(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("err = %v, want DeadlineExceeded", err)
-		}
-		if !strings.Contains(err.Error(), `get "t/k"`) {
-			t.Errorf("err %q does not say what was attempted on which key", err)
-		}
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.ErrorContains(t, err, `get "t/k"`, "the error does not say what was attempted on which key")
 	case <-time.After(20 * time.Second):
-		t.Fatal("a call without a deadline hung although RequestTimeout is set")
+		require.FailNow(t, "a call without a deadline hung although RequestTimeout is set")
 	}
 }
 
 // TestDeps checks that a service importing etcdkit never compiles etcd's server.
 func TestDeps(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "github.com/etcdkit/etcdkit").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "go.etcd.io/etcd/client/v3") {
-		t.Fatalf("go list output lacks clientv3, so it proves nothing:\n%s", out)
-	}
+	require.NoError(t, err, "go list:\n%s", out)
+	require.Contains(t, string(out), "go.etcd.io/etcd/client/v3", "go list output lacks clientv3, so it proves nothing")
 	for line := range strings.SplitSeq(string(out), "\n") {
-		if strings.HasPrefix(line, "go.etcd.io/etcd/server") || strings.HasPrefix(line, "go.etcd.io/raft") || strings.HasPrefix(line, "go.etcd.io/bbolt") {
-			t.Errorf("etcdkit depends on %s", line)
-		}
+		server := strings.HasPrefix(line, "go.etcd.io/etcd/server") || strings.HasPrefix(line, "go.etcd.io/raft") || strings.HasPrefix(line, "go.etcd.io/bbolt")
+		assert.False(t, server, "etcdkit depends on %s", line)
 	}
 }
 
@@ -289,21 +232,16 @@ func TestConfig_ServerLimits(t *testing.T) {
 	cfg := testServer.Config()
 	cfg.MaxTxnOps, cfg.MaxRequestBytes = 2, 1024
 	cli, err := etcdkit.New(testCtx(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer cli.Close()
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
 	_, err = cli.Txn(testCtx(t)).Then(kv.PutOp("a", "1"), kv.PutOp("b", "2"), kv.PutOp("c", "3")).Commit()
-	if !errors.Is(err, etcdkit.ErrTooManyOps) || !strings.Contains(err.Error(), "2") {
-		t.Errorf("3 ops with MaxTxnOps 2: err = %v, want ErrTooManyOps naming the limit", err)
-	}
-	if _, err := kv.Put(testCtx(t), "big", strings.Repeat("x", 2048)); !errors.Is(err, etcdkit.ErrTooLarge) {
-		t.Errorf("2 KiB value with MaxRequestBytes 1024: err = %v, want ErrTooLarge", err)
-	}
-	if _, err := kv.Put(testCtx(t), "small", "x"); err != nil {
-		t.Errorf("small put: %v", err)
-	}
+	assert.ErrorIs(t, err, etcdkit.ErrTooManyOps, "3 ops with MaxTxnOps 2")
+	assert.ErrorContains(t, err, "2", "3 ops with MaxTxnOps 2: want the error to name the limit")
+	_, err = kv.Put(testCtx(t), "big", strings.Repeat("x", 2048))
+	assert.ErrorIs(t, err, etcdkit.ErrTooLarge, "2 KiB value with MaxRequestBytes 1024")
+	_, err = kv.Put(testCtx(t), "small", "x")
+	assert.NoError(t, err, "small put")
 }
 
 // lockedBuffer is a bytes.Buffer safe for concurrent writes, for a logger.
@@ -372,7 +310,7 @@ func TestClient_CloseDoesNotWaitForStuckCallback(t *testing.T) {
 			case err := <-closed:
 				require.NoError(t, err)
 			case <-time.After(10 * time.Second):
-				t.Fatal("Close did not return while a callback was stuck")
+				require.FailNow(t, "Close did not return while a callback was stuck")
 			}
 			out := logged.String()
 			assert.Contains(t, out, "callback has not returned")

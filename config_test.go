@@ -2,13 +2,15 @@ package etcdkit_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 )
@@ -22,23 +24,18 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv(etcdkit.EnvCert, "")
 	t.Setenv(etcdkit.EnvKey, "")
 	cfg, err := etcdkit.ConfigFromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(cfg.Endpoints, "|"); got != "http://a:2379|b:2379" {
-		t.Errorf("Endpoints = %q", got)
-	}
-	if cfg.Username != "svc" || cfg.Password != "s3cret" || cfg.Namespace != "team/" || cfg.TLS != nil {
-		t.Errorf("cfg = %v", cfg)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, []string{"http://a:2379", "b:2379"}, cfg.Endpoints)
+	assert.Equal(t, "svc", cfg.Username)
+	assert.Equal(t, "s3cret", cfg.Password)
+	assert.Equal(t, "team/", cfg.Namespace)
+	assert.Nil(t, cfg.TLS)
 }
 
 func TestConfigFromEnv_BadTLSFiles(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(notPEM, []byte("not a certificate"), 0o600))
 	tests := []struct {
 		name, ca, cert, key, want string
 	}{
@@ -53,9 +50,7 @@ func TestConfigFromEnv_BadTLSFiles(t *testing.T) {
 			t.Setenv(etcdkit.EnvCert, tt.cert)
 			t.Setenv(etcdkit.EnvKey, tt.key)
 			_, err := etcdkit.ConfigFromEnv()
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("err = %v, want one mentioning %q", err, tt.want)
-			}
+			assert.ErrorContains(t, err, tt.want)
 		})
 	}
 }
@@ -73,12 +68,8 @@ func TestConfig_NeverPrintsPassword(t *testing.T) {
 		"slog":   logged.String(),
 	}
 	for name, out := range outputs {
-		if strings.Contains(out, "hunter2") {
-			t.Errorf("%s prints the password: %s", name, out)
-		}
-		if !strings.Contains(out, "REDACTED") {
-			t.Errorf("%s does not show that a password is set: %s", name, out)
-		}
+		assert.NotContains(t, out, "hunter2", "%s prints the password", name)
+		assert.Contains(t, out, "REDACTED", "%s does not show that a password is set", name)
 	}
 }
 
@@ -99,14 +90,11 @@ func TestNew_InvalidConfig(t *testing.T) {
 			cli, err := etcdkit.New(t.Context(), tt.cfg)
 			if err == nil {
 				cli.Close()
-				t.Fatal("New accepted an invalid config")
 			}
-			if !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "etcdkit: ") {
-				t.Errorf("err = %q, want an etcdkit error mentioning %q", err, tt.want)
-			}
-			if errors.Is(err, etcdkit.ErrUnavailable) {
-				t.Errorf("a config error was reported as unavailability: %v", err)
-			}
+			require.Error(t, err, "New accepted an invalid config")
+			assert.ErrorContains(t, err, tt.want)
+			assert.True(t, strings.HasPrefix(err.Error(), "etcdkit: "), "err = %q, want an etcdkit error", err)
+			assert.NotErrorIs(t, err, etcdkit.ErrUnavailable, "a config error was reported as unavailability")
 		})
 	}
 }

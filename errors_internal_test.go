@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -91,15 +90,9 @@ func TestMapError_EveryServerError(t *testing.T) {
 		t.Run(desc, func(t *testing.T) {
 			for name, err := range map[string]error{"grpc status": tt.grpc, "clientv3": rpctypes.Error(tt.grpc)} {
 				got := mapError(err)
-				if !errors.Is(got, tt.want) {
-					t.Errorf("%s: mapError(%v) = %v, want it to match %v", name, err, got, tt.want)
-				}
-				if !errors.Is(got, err) {
-					t.Errorf("%s: mapError(%v) = %v lost the original error", name, err, got)
-				}
-				if !strings.Contains(got.Error(), desc) {
-					t.Errorf("%s: message %q does not carry etcd's %q", name, got, desc)
-				}
+				assert.ErrorIs(t, got, tt.want, "%s: mapError(%v)", name, err)
+				assert.ErrorIs(t, got, err, "%s: mapError(%v) lost the original error", name, err)
+				assert.ErrorContains(t, got, desc, "%s: the message does not carry etcd's", name)
 			}
 		})
 	}
@@ -126,66 +119,46 @@ func TestMapError_Transport(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := mapError(tt.err); !errors.Is(got, tt.want) {
-				t.Errorf("mapError(%v) = %v, want it to match %v", tt.err, got, tt.want)
-			}
+			assert.ErrorIs(t, mapError(tt.err), tt.want, "mapError(%v)", tt.err)
 		})
 	}
 }
 
 func TestMapError_PassesThrough(t *testing.T) {
 	own := &opError{op: "get", key: "k", err: ErrNotFound}
-	if got := mapError(own); got != own {
-		t.Errorf("mapError changed an etcdkit error: %v", got)
-	}
+	assert.Same(t, own, mapError(own), "mapError changed an etcdkit error")
 	plain := errors.New("something else")
-	if got := mapError(plain); got != plain {
-		t.Errorf("mapError changed an unknown error: %v", got)
-	}
-	if mapError(nil) != nil {
-		t.Error("mapError(nil) is not nil")
-	}
+	assert.Same(t, plain, mapError(plain), "mapError changed an unknown error")
+	assert.NoError(t, mapError(nil), "mapError(nil) is not nil")
 }
 
 func TestOpErr_Message(t *testing.T) {
 	err := opErr("put", "users/alice", rpctypes.ErrRequestTooLarge)
 	want := `etcdkit: put "users/alice": request too large: etcdserver: request is too large`
-	if err.Error() != want {
-		t.Errorf("message = %q, want %q", err, want)
-	}
-	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, rpctypes.ErrRequestTooLarge) {
-		t.Errorf("%v does not match both ErrTooLarge and etcd's error", err)
-	}
-	if opErr("get", "k", nil) != nil {
-		t.Error("opErr with a nil error is not nil")
-	}
+	assert.EqualError(t, err, want, "message")
+	assert.ErrorIs(t, err, ErrTooLarge)
+	assert.ErrorIs(t, err, rpctypes.ErrRequestTooLarge, "want it to match etcd's error too")
+	assert.NoError(t, opErr("get", "k", nil), "opErr with a nil error is not nil")
 }
 
 func TestErrorTypes(t *testing.T) {
 	cur := &Entry[string]{Key: "k", Value: "v", ModRevision: 7}
 	var err error = &opError{op: "cas", key: "p/k", err: &ConflictError{Key: "k", Current: cur}}
-	if !errors.Is(err, ErrConflict) {
-		t.Errorf("%v does not match ErrConflict", err)
-	}
+	assert.ErrorIs(t, err, ErrConflict)
 	got, ok := CurrentEntry[string](err)
-	if !ok || got != *cur {
-		t.Errorf("CurrentEntry = %+v, %v; want %+v, true", got, ok, *cur)
-	}
-	if _, ok := CurrentEntry[int](err); ok {
-		t.Error("CurrentEntry[int] found an entry of another type")
-	}
-	if _, ok := CurrentEntry[string](&ConflictError{Key: "gone"}); ok {
-		t.Error("CurrentEntry found an entry for a deleted key")
-	}
+	assert.True(t, ok, "CurrentEntry found no entry")
+	assert.Equal(t, *cur, got, "CurrentEntry")
+	_, ok = CurrentEntry[int](err)
+	assert.False(t, ok, "CurrentEntry[int] found an entry of another type")
+	_, ok = CurrentEntry[string](&ConflictError{Key: "gone"})
+	assert.False(t, ok, "CurrentEntry found an entry for a deleted key")
 	ce := &CompactedError{Key: "p/", Revision: 42}
-	if !errors.Is(ce, ErrCompacted) || !strings.Contains(ce.Error(), "42") {
-		t.Errorf("CompactedError %q: want ErrCompacted naming revision 42", ce)
-	}
+	assert.ErrorIs(t, ce, ErrCompacted)
+	assert.ErrorContains(t, ce, "42", "CompactedError, want it to name revision 42")
 	cause := errors.New("bad json")
 	de := &DecodeError{Key: "k", Err: cause}
-	if !errors.Is(de, cause) || !strings.Contains(de.Error(), `"k"`) {
-		t.Errorf("DecodeError %q: want it to wrap the codec error and name the key", de)
-	}
+	assert.ErrorIs(t, de, cause, "DecodeError, want it to wrap the codec error")
+	assert.ErrorContains(t, de, `"k"`, "DecodeError, want it to name the key")
 }
 
 // TestSentinelsMatchOnlyThemselves: every sentinel is known to mapError

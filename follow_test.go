@@ -1,10 +1,12 @@
 package etcdkit_test
 
 import (
-	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 )
@@ -23,13 +25,13 @@ func validPort(c testConfig) error {
 // recv waits for one value from ch.
 func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
+	var v T
 	select {
-	case v := <-ch:
-		return v
+	case v = <-ch:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("no %s within 10s", what)
-		panic("unreachable")
+		require.FailNow(t, "no "+what+" within 10s")
 	}
+	return v
 }
 
 func TestFollowValidator(t *testing.T) {
@@ -38,9 +40,8 @@ func TestFollowValidator(t *testing.T) {
 	prefix := testPrefix(t)
 	kv := etcdkit.NewKV(cli, prefix, etcdkit.JSON[testConfig]())
 	ctx := testCtx(t)
-	if _, err := kv.Put(ctx, "app", testConfig{Port: 80}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := kv.Put(ctx, "app", testConfig{Port: 80})
+	require.NoError(t, err)
 	rejected := make(chan error, 10)
 	changed := make(chan [2]testConfig, 10)
 	live, err := kv.Follow(ctx, "app",
@@ -48,46 +49,29 @@ func TestFollowValidator(t *testing.T) {
 		etcdkit.WithOnReject[testConfig](func(key string, err error) { rejected <- err }),
 		etcdkit.OnChange(func(old, new testConfig) { changed <- [2]testConfig{old, new} }),
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer live.Close()
-	if live.Load().Port != 80 {
-		t.Fatalf("Load() = %+v, want port 80", live.Load())
-	}
+	require.Equal(t, 80, live.Load().Port, "Load()")
 
 	// Another client writes a value that fails validation.
 	writer := etcdkit.NewKV(newClient(t), prefix, etcdkit.JSON[testConfig]())
-	if _, err := writer.Put(ctx, "app", testConfig{Port: 70000}); err != nil {
-		t.Fatal(err)
-	}
-	if err := recv(t, rejected, "rejection"); err == nil {
-		t.Error("rejection reported with a nil error")
-	}
-	if live.Load().Port != 80 {
-		t.Errorf("Load() after a rejected value = %+v, want the last good port 80", live.Load())
-	}
+	_, err = writer.Put(ctx, "app", testConfig{Port: 70000})
+	require.NoError(t, err)
+	assert.Error(t, recv(t, rejected, "rejection"), "rejection reported with a nil error")
+	assert.Equal(t, 80, live.Load().Port, "Load() after a rejected value, want the last good port")
 	// A value that does not decode is rejected too.
-	if _, err := cli.Raw().Put(ctx, prefix+"app", "{"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = cli.Raw().Put(ctx, prefix+"app", "{")
+	require.NoError(t, err)
 	var de *etcdkit.DecodeError
-	if err := recv(t, rejected, "decode rejection"); !errors.As(err, &de) {
-		t.Errorf("rejection of an undecodable value = %v, want a DecodeError", err)
-	}
+	assert.ErrorAs(t, recv(t, rejected, "decode rejection"), &de, "rejection of an undecodable value")
 	rev, err := writer.Put(ctx, "app", testConfig{Port: 8080})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := recv(t, changed, "change"); c[0].Port != 80 || c[1].Port != 8080 {
-		t.Errorf("OnChange(%+v, %+v), want 80 -> 8080", c[0], c[1])
-	}
-	if live.Load().Port != 8080 || live.Revision() != rev {
-		t.Errorf("Load() = %+v at %d, want port 8080 at %d", live.Load(), live.Revision(), rev)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, [2]testConfig{{Port: 80}, {Port: 8080}}, recv(t, changed, "change"), "OnChange(old, new), want 80 -> 8080")
+	assert.Equal(t, 8080, live.Load().Port, "Load()")
+	assert.Equal(t, rev, live.Revision(), "Revision()")
 	select {
 	case c := <-changed:
-		t.Errorf("OnChange(%+v, %+v) for a rejected value", c[0], c[1])
+		assert.Fail(t, "OnChange for a rejected value", "OnChange(%+v, %+v)", c[0], c[1])
 	default:
 	}
 }
@@ -99,21 +83,16 @@ func TestFollowDefault(t *testing.T) {
 	changed := make(chan string, 10)
 	live, err := kv.Follow(ctx, "level", etcdkit.WithDefault("info"),
 		etcdkit.OnChange(func(_, new string) { changed <- new }))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer live.Close()
-	if live.Load() != "info" || live.Revision() != 0 {
-		t.Errorf("Load() of a missing key = %q at %d, want the default", live.Load(), live.Revision())
-	}
+	assert.Equal(t, "info", live.Load(), "Load() of a missing key, want the default")
+	assert.Zero(t, live.Revision(), "Revision() of a missing key")
 	kv.Put(ctx, "level", "debug")
-	if v := recv(t, changed, "change"); v != "debug" || live.Load() != "debug" {
-		t.Errorf("after a put: change %q, Load() %q, want debug", v, live.Load())
-	}
+	assert.Equal(t, "debug", recv(t, changed, "change"), "change after a put")
+	assert.Equal(t, "debug", live.Load(), "Load() after a put")
 	kv.Delete(ctx, "level")
-	if v := recv(t, changed, "change"); v != "info" || live.Load() != "info" {
-		t.Errorf("after a delete: change %q, Load() %q, want the default", v, live.Load())
-	}
+	assert.Equal(t, "info", recv(t, changed, "change"), "change after a delete, want the default")
+	assert.Equal(t, "info", live.Load(), "Load() after a delete, want the default")
 }
 
 func TestFollowFailures(t *testing.T) {
@@ -121,26 +100,16 @@ func TestFollowFailures(t *testing.T) {
 	cli := newClient(t)
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.JSON[testConfig]())
 	ctx := testCtx(t)
-	if _, err := kv.Follow(ctx, "missing"); !errors.Is(err, etcdkit.ErrNotFound) {
-		t.Errorf("Follow of a missing key without default = %v, want ErrNotFound", err)
-	}
+	_, err := kv.Follow(ctx, "missing")
+	assert.ErrorIs(t, err, etcdkit.ErrNotFound, "Follow of a missing key without default")
 	kv.Put(ctx, "bad", testConfig{Port: -1})
-	if _, err := kv.Follow(ctx, "bad", etcdkit.WithValidator(validPort)); err == nil {
-		t.Error("Follow of an invalid value without default succeeded")
-	}
+	_, err = kv.Follow(ctx, "bad", etcdkit.WithValidator(validPort))
+	assert.Error(t, err, "Follow of an invalid value without default succeeded")
 	live, err := kv.Follow(ctx, "bad", etcdkit.WithValidator(validPort), etcdkit.WithDefault(testConfig{Port: 1}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if live.Load().Port != 1 {
-		t.Errorf("Load() = %+v, want the default while the value is invalid", live.Load())
-	}
+	require.NoError(t, err)
+	assert.Equal(t, 1, live.Load().Port, "Load(), want the default while the value is invalid")
 	cli.Close()
 	waitClosed(t, live.Done(), time.Second, "Done after Client.Close")
-	if !errors.Is(live.Err(), etcdkit.ErrClosed) {
-		t.Errorf("Err() after Client.Close = %v, want ErrClosed", live.Err())
-	}
-	if live.Load().Port != 1 {
-		t.Errorf("Load() after Close = %+v, want the last value", live.Load())
-	}
+	assert.ErrorIs(t, live.Err(), etcdkit.ErrClosed, "Err() after Client.Close")
+	assert.Equal(t, 1, live.Load().Port, "Load() after Close, want the last value")
 }

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -27,9 +28,7 @@ func kvServer(t testing.TB) *etcdtest.Server {
 func kvMustPut[T any](t testing.TB, kv *etcdkit.KV[T], key string, v T) int64 {
 	t.Helper()
 	rev, err := kv.Put(t.Context(), key, v)
-	if err != nil {
-		t.Fatalf("Put(%q): %v", key, err)
-	}
+	require.NoError(t, err, "Put(%q)", key)
 	return rev
 }
 
@@ -39,28 +38,21 @@ func TestKVGetPut(t *testing.T) {
 	kv := etcdkit.NewKV(srv.Client(t), testPrefix(t), etcdkit.JSON[map[string]int]())
 	ctx := t.Context()
 
-	if _, err := kv.Get(ctx, "a"); !errors.Is(err, etcdkit.ErrNotFound) {
-		t.Fatalf("Get of a missing key: got %v, want ErrNotFound", err)
-	}
+	_, err := kv.Get(ctx, "a")
+	require.ErrorIs(t, err, etcdkit.ErrNotFound, "Get of a missing key")
 	rev := kvMustPut(t, kv, "a", map[string]int{"x": 1})
 	rev2 := kvMustPut(t, kv, "a", map[string]int{"x": 2})
-	if rev2 <= rev {
-		t.Fatalf("second Put returned revision %d, want > %d", rev2, rev)
-	}
+	require.Greater(t, rev2, rev, "the second Put's revision")
 	e, err := kv.Get(ctx, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	want := etcdkit.Entry[map[string]int]{Key: "a", Value: map[string]int{"x": 2}, CreateRevision: rev, ModRevision: rev2, Version: 2}
-	if fmt.Sprint(e) != fmt.Sprint(want) {
-		t.Fatalf("Get = %+v, want %+v", e, want)
-	}
-	if ok, err := kv.Delete(ctx, "a"); err != nil || !ok {
-		t.Fatalf("Delete of an existing key = %v, %v; want true, nil", ok, err)
-	}
-	if ok, err := kv.Delete(ctx, "a"); err != nil || ok {
-		t.Fatalf("Delete of a missing key = %v, %v; want false, nil", ok, err)
-	}
+	require.Equal(t, want, e, "Get")
+	ok, err := kv.Delete(ctx, "a")
+	require.NoError(t, err, "Delete of an existing key")
+	require.True(t, ok, "Delete of an existing key")
+	ok, err = kv.Delete(ctx, "a")
+	require.NoError(t, err, "Delete of a missing key")
+	require.False(t, ok, "Delete of a missing key")
 }
 
 func TestKVCreate(t *testing.T) {
@@ -70,16 +62,13 @@ func TestKVCreate(t *testing.T) {
 	ctx := t.Context()
 
 	rev, err := kv.Create(ctx, "k", "first")
-	if err != nil {
-		t.Fatalf("Create of a new key: %v", err)
-	}
-	if _, err := kv.Create(ctx, "k", "second"); !errors.Is(err, etcdkit.ErrExists) {
-		t.Fatalf("Create of an existing key: got %v, want ErrExists", err)
-	}
+	require.NoError(t, err, "Create of a new key")
+	_, err = kv.Create(ctx, "k", "second")
+	require.ErrorIs(t, err, etcdkit.ErrExists, "Create of an existing key")
 	e, err := kv.Get(ctx, "k")
-	if err != nil || e.Value != "first" || e.ModRevision != rev {
-		t.Fatalf("after a failed Create, Get = %+v, %v; want the first value at revision %d", e, err, rev)
-	}
+	require.NoError(t, err, "Get after a failed Create")
+	require.Equal(t, "first", e.Value, "after a failed Create, want the first value")
+	require.Equal(t, rev, e.ModRevision, "after a failed Create, want the first revision")
 }
 
 func TestKVCompareAndSwap(t *testing.T) {
@@ -89,31 +78,25 @@ func TestKVCompareAndSwap(t *testing.T) {
 	ctx := t.Context()
 
 	rev1, err := kv.CompareAndSwap(ctx, "k", "v1", 0)
-	if err != nil {
-		t.Fatalf("CompareAndSwap with revision 0 on a missing key: %v", err)
-	}
+	require.NoError(t, err, "CompareAndSwap with revision 0 on a missing key")
 	rev2, err := kv.CompareAndSwap(ctx, "k", "v2", rev1)
-	if err != nil {
-		t.Fatalf("CompareAndSwap at the current revision: %v", err)
-	}
+	require.NoError(t, err, "CompareAndSwap at the current revision")
 
 	_, err = kv.CompareAndSwap(ctx, "k", "v3", rev1)
-	if !errors.Is(err, etcdkit.ErrConflict) {
-		t.Fatalf("CompareAndSwap at a stale revision: got %v, want ErrConflict", err)
-	}
+	require.ErrorIs(t, err, etcdkit.ErrConflict, "CompareAndSwap at a stale revision")
 	cur, ok := etcdkit.CurrentEntry[string](err)
-	if !ok || cur.Value != "v2" || cur.ModRevision != rev2 || cur.Key != "k" {
-		t.Fatalf("conflict's current entry = %+v, %v; want v2 at revision %d", cur, ok, rev2)
-	}
+	require.True(t, ok, "the conflict has no current entry")
+	require.Equal(t, "k", cur.Key, "the conflict's current entry")
+	require.Equal(t, "v2", cur.Value, "the conflict's current entry")
+	require.Equal(t, rev2, cur.ModRevision, "the conflict's current entry")
 
-	if _, err := kv.Delete(ctx, "k"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = kv.Delete(ctx, "k")
+	require.NoError(t, err)
 	_, err = kv.CompareAndSwap(ctx, "k", "v4", rev2)
 	var ce *etcdkit.ConflictError
-	if !errors.As(err, &ce) || ce.Current != nil || ce.Key != "k" {
-		t.Fatalf("CompareAndSwap on a deleted key: got %v, want a ConflictError with no current entry", err)
-	}
+	require.ErrorAs(t, err, &ce, "CompareAndSwap on a deleted key")
+	require.Nil(t, ce.Current, "CompareAndSwap on a deleted key: want no current entry")
+	require.Equal(t, "k", ce.Key, "CompareAndSwap on a deleted key")
 }
 
 func TestKVCompareAndSwapKeepsLease(t *testing.T) {
@@ -124,27 +107,18 @@ func TestKVCompareAndSwapKeepsLease(t *testing.T) {
 	ctx := t.Context()
 
 	lease, err := raw.Grant(ctx, 60)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	resp, err := raw.Put(ctx, kv.Prefix()+"k", "v1", clientv3.WithLease(lease.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.CompareAndSwap(ctx, "k", "v2", resp.Header.Revision); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	_, err = kv.CompareAndSwap(ctx, "k", "v2", resp.Header.Revision)
+	require.NoError(t, err)
 	e, err := kv.Update(ctx, "k", func(s string) (string, error) { return s + "!", nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.Lease != int64(lease.ID) {
-		t.Fatalf("Update returned lease %d, want %d", e.Lease, lease.ID)
-	}
+	require.NoError(t, err)
+	require.Equal(t, int64(lease.ID), e.Lease, "the lease Update returned")
 	got, err := kv.Get(ctx, "k")
-	if err != nil || got.Value != "v2!" || got.Lease != int64(lease.ID) {
-		t.Fatalf("after swaps, Get = %+v, %v; want v2! with lease %d", got, err, lease.ID)
-	}
+	require.NoError(t, err, "Get after swaps")
+	require.Equal(t, "v2!", got.Value, "Get after swaps")
+	require.Equal(t, int64(lease.ID), got.Lease, "Get after swaps: the lease")
 }
 
 func TestKVUpdateConcurrent(t *testing.T) {
@@ -154,9 +128,7 @@ func TestKVUpdateConcurrent(t *testing.T) {
 	ctx := t.Context()
 	kvMustPut(t, kv, "counter", 0)
 	start, err := kv.Get(ctx, "counter")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 
 	const workers, increments = 16, 50
 	var wg sync.WaitGroup
@@ -174,15 +146,12 @@ func TestKVUpdateConcurrent(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Errorf("Update: %v", err)
+		assert.NoError(t, err, "Update")
 	}
 	e, err := kv.Get(ctx, "counter")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.Value != workers*increments || e.Version != start.Version+workers*increments {
-		t.Fatalf("counter = %d at version %d, want %d at version %d", e.Value, e.Version, workers*increments, start.Version+workers*increments)
-	}
+	require.NoError(t, err)
+	require.Equal(t, workers*increments, e.Value, "counter")
+	require.Equal(t, start.Version+workers*increments, e.Version, "counter's version")
 }
 
 func TestKVUpdateErrors(t *testing.T) {
@@ -193,19 +162,15 @@ func TestKVUpdateErrors(t *testing.T) {
 
 	called := false
 	_, err := kv.Update(ctx, "missing", func(n int) (int, error) { called = true; return n, nil })
-	if !errors.Is(err, etcdkit.ErrNotFound) || called {
-		t.Fatalf("Update of a missing key: got %v (fn called: %v), want ErrNotFound without calling fn", err, called)
-	}
+	require.ErrorIs(t, err, etcdkit.ErrNotFound, "Update of a missing key")
+	require.False(t, called, "Update of a missing key called fn")
 
 	rev := kvMustPut(t, kv, "k", 1)
 	errStop := errors.New("stop")
 	_, err = kv.Update(ctx, "k", func(n int) (int, error) { return 0, errStop })
-	if !errors.Is(err, errStop) {
-		t.Fatalf("Update whose fn fails: got %v, want fn's error", err)
-	}
-	if e, _ := kv.Get(ctx, "k"); e.ModRevision != rev {
-		t.Fatalf("a failed Update wrote: mod revision %d, want %d", e.ModRevision, rev)
-	}
+	require.ErrorIs(t, err, errStop, "Update whose fn fails, want fn's error")
+	e, _ := kv.Get(ctx, "k")
+	require.Equal(t, rev, e.ModRevision, "a failed Update wrote: mod revision")
 
 	// fn deletes the key on its first call: the swap conflicts and finds
 	// the key gone.
@@ -215,9 +180,7 @@ func TestKVUpdateErrors(t *testing.T) {
 		}
 		return n + 1, nil
 	})
-	if !errors.Is(err, etcdkit.ErrNotFound) {
-		t.Fatalf("Update of a key deleted meanwhile: got %v, want ErrNotFound", err)
-	}
+	require.ErrorIs(t, err, etcdkit.ErrNotFound, "Update of a key deleted meanwhile")
 }
 
 func TestKVCompareAndDelete(t *testing.T) {
@@ -229,18 +192,16 @@ func TestKVCompareAndDelete(t *testing.T) {
 	rev1 := kvMustPut(t, kv, "k", "v1")
 	rev2 := kvMustPut(t, kv, "k", "v2")
 	_, err := kv.CompareAndDelete(ctx, "k", rev1)
-	if cur, ok := etcdkit.CurrentEntry[string](err); !errors.Is(err, etcdkit.ErrConflict) || !ok || cur.ModRevision != rev2 {
-		t.Fatalf("CompareAndDelete at a stale revision: got %v (current %+v), want ErrConflict with revision %d", err, cur, rev2)
-	}
-	if _, err := kv.CompareAndDelete(ctx, "k", rev2); err != nil {
-		t.Fatalf("CompareAndDelete at the current revision: %v", err)
-	}
-	if _, err := kv.Get(ctx, "k"); !errors.Is(err, etcdkit.ErrNotFound) {
-		t.Fatalf("after CompareAndDelete, Get: got %v, want ErrNotFound", err)
-	}
-	if _, err := kv.CompareAndDelete(ctx, "k", rev2); !errors.Is(err, etcdkit.ErrConflict) {
-		t.Fatalf("CompareAndDelete of a missing key: got %v, want ErrConflict", err)
-	}
+	require.ErrorIs(t, err, etcdkit.ErrConflict, "CompareAndDelete at a stale revision")
+	cur, ok := etcdkit.CurrentEntry[string](err)
+	require.True(t, ok, "CompareAndDelete at a stale revision: no current entry")
+	require.Equal(t, rev2, cur.ModRevision, "CompareAndDelete at a stale revision: the current entry")
+	_, err = kv.CompareAndDelete(ctx, "k", rev2)
+	require.NoError(t, err, "CompareAndDelete at the current revision")
+	_, err = kv.Get(ctx, "k")
+	require.ErrorIs(t, err, etcdkit.ErrNotFound, "Get after CompareAndDelete")
+	_, err = kv.CompareAndDelete(ctx, "k", rev2)
+	require.ErrorIs(t, err, etcdkit.ErrConflict, "CompareAndDelete of a missing key")
 }
 
 func TestKVDecodeError(t *testing.T) {
@@ -251,35 +212,29 @@ func TestKVDecodeError(t *testing.T) {
 	ctx := t.Context()
 
 	kvMustPut(t, kv, "a", 1)
-	if _, err := raw.Put(ctx, kv.Prefix()+"b", "{garbage"); err != nil {
-		t.Fatal(err)
-	}
+	_, err := raw.Put(ctx, kv.Prefix()+"b", "{garbage")
+	require.NoError(t, err)
 	kvMustPut(t, kv, "c", 3)
 
-	_, err := kv.Get(ctx, "b")
+	_, err = kv.Get(ctx, "b")
 	var de *etcdkit.DecodeError
-	if !errors.As(err, &de) || de.Key != "b" {
-		t.Fatalf("Get of a value that does not decode: got %v, want a DecodeError for b", err)
-	}
-	if _, err := kv.Update(ctx, "b", func(n int) (int, error) { return n, nil }); !errors.As(err, &de) {
-		t.Fatalf("Update of a value that does not decode: got %v, want a DecodeError", err)
-	}
+	require.ErrorAs(t, err, &de, "Get of a value that does not decode")
+	require.Equal(t, "b", de.Key, "the DecodeError's key")
+	_, err = kv.Update(ctx, "b", func(n int) (int, error) { return n, nil })
+	require.ErrorAs(t, err, &de, "Update of a value that does not decode")
 
 	var keys []string
 	var decodeErrs int
 	for e, err := range kv.List(ctx) {
-		switch {
-		case errors.As(err, &de):
+		if errors.As(err, &de) {
 			decodeErrs++
-		case err != nil:
-			t.Fatalf("List: %v", err)
-		default:
-			keys = append(keys, e.Key)
+			continue
 		}
+		require.NoError(t, err, "List")
+		keys = append(keys, e.Key)
 	}
-	if !slices.Equal(keys, []string{"a", "c"}) || decodeErrs != 1 {
-		t.Fatalf("List yielded %v and %d decode errors, want [a c] and 1", keys, decodeErrs)
-	}
+	require.Equal(t, []string{"a", "c"}, keys, "keys List yielded")
+	require.Equal(t, 1, decodeErrs, "decode errors List yielded")
 }
 
 func TestKVListOptions(t *testing.T) {
@@ -288,9 +243,8 @@ func TestKVListOptions(t *testing.T) {
 	kv := etcdkit.NewKV(srv.Client(t), testPrefix(t), etcdkit.String())
 	ctx := t.Context()
 	// A key just past the prefix must never be listed.
-	if _, err := srv.RawClient(t).Put(ctx, strings.TrimSuffix(kv.Prefix(), "/")+"0", "x"); err != nil {
-		t.Fatal(err)
-	}
+	_, err := srv.RawClient(t).Put(ctx, strings.TrimSuffix(kv.Prefix(), "/")+"0", "x")
+	require.NoError(t, err)
 
 	var revs []int64
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
@@ -314,22 +268,19 @@ func TestKVListOptions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
 			for e, err := range kv.List(ctx, tt.opts...) {
-				if err != nil {
-					t.Fatalf("List: %v", err)
-				}
+				require.NoError(t, err, "List")
 				got = append(got, e.Key+"="+e.Value)
 			}
-			if s := strings.Join(got, " "); s != tt.want {
-				t.Fatalf("List = %q, want %q", s, tt.want)
-			}
+			require.Equal(t, tt.want, strings.Join(got, " "), "List")
 		})
 	}
 
 	t.Run("keys only metadata", func(t *testing.T) {
 		for e, err := range kv.List(ctx, etcdkit.WithKeysOnly(), etcdkit.WithRange("b", "c")) {
-			if err != nil || e.ModRevision != revs[1] || e.CreateRevision != revs[1] || e.Version != 1 {
-				t.Fatalf("keys-only entry = %+v, %v; want revisions %d and version 1", e, err, revs[1])
-			}
+			require.NoError(t, err)
+			require.Equal(t, revs[1], e.ModRevision, "keys-only entry %+v", e)
+			require.Equal(t, revs[1], e.CreateRevision, "keys-only entry %+v", e)
+			require.Equal(t, int64(1), e.Version, "keys-only entry %+v", e)
 		}
 	})
 	t.Run("break", func(t *testing.T) {
@@ -340,21 +291,17 @@ func TestKVListOptions(t *testing.T) {
 				break
 			}
 		}
-		if n != 2 {
-			t.Fatalf("loop ran %d times after break at 2", n)
-		}
+		require.Equal(t, 2, n, "times the loop ran, with a break at 2")
 	})
 	t.Run("bad page size", func(t *testing.T) {
 		for _, err := range kv.List(ctx, etcdkit.WithPageSize(0)) {
-			if !errors.Is(err, etcdkit.ErrInvalidArgument) {
-				t.Fatalf("List with page size 0: got %v, want ErrInvalidArgument", err)
-			}
+			require.ErrorIs(t, err, etcdkit.ErrInvalidArgument, "List with page size 0")
 		}
 	})
 	t.Run("count", func(t *testing.T) {
-		if n, err := kv.Count(ctx); err != nil || n != 5 {
-			t.Fatalf("Count = %d, %v; want 5", n, err)
-		}
+		n, err := kv.Count(ctx)
+		require.NoError(t, err, "Count")
+		require.Equal(t, int64(5), n, "Count")
 	})
 }
 
@@ -380,9 +327,7 @@ func TestKVListSnapshot(t *testing.T) {
 	var got []etcdkit.Entry[string]
 	var maxMod int64
 	for e, err := range kv.List(ctx, etcdkit.WithPageSize(100)) {
-		if err != nil {
-			t.Fatalf("List after %d entries: %v", len(got), err)
-		}
+		require.NoError(t, err, "List after %d entries", len(got))
 		if len(got) == 0 {
 			<-written
 		}
@@ -391,35 +336,26 @@ func TestKVListSnapshot(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	if writerErr != nil {
-		t.Fatalf("writer: %v", writerErr)
-	}
+	require.NoError(t, writerErr, "writer")
 
 	// The writer only puts, so the prefix at the highest mod revision listed
 	// is the state of every later revision up to the snapshot's.
 	want, err := raw.Get(ctx, kv.Prefix(), clientv3.WithPrefix(), clientv3.WithRev(maxMod))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(want.Kvs) {
-		t.Fatalf("List returned %d entries, the snapshot at revision %d has %d", len(got), maxMod, len(want.Kvs))
-	}
+	require.NoError(t, err)
+	// Not require.Len: it would print thousands of entries.
+	require.Equal(t, len(want.Kvs), len(got), "entries listed, against the snapshot at revision %d", maxMod)
 	for i, e := range got {
 		w := want.Kvs[i]
-		if i > 0 && e.Key <= got[i-1].Key {
-			t.Fatalf("entry %d: key %q after %q: not in order or repeated", i, e.Key, got[i-1].Key)
+		if i > 0 {
+			require.Greater(t, e.Key, got[i-1].Key, "entry %d: not in order or repeated", i)
 		}
-		if kv.Prefix()+e.Key != string(w.Key) || e.Value != string(w.Value) || e.ModRevision != w.ModRevision {
-			t.Fatalf("entry %d = %s=%s@%d, the snapshot has %s=%s@%d", i, e.Key, e.Value, e.ModRevision, w.Key, w.Value, w.ModRevision)
-		}
+		require.Equal(t, string(w.Key), kv.Prefix()+e.Key, "entry %d's key, against the snapshot", i)
+		require.Equal(t, string(w.Value), e.Value, "entry %d (%s)'s value, against the snapshot", i, e.Key)
+		require.Equal(t, w.ModRevision, e.ModRevision, "entry %d (%s)'s revision, against the snapshot", i, e.Key)
 	}
 	latest, err := raw.Get(ctx, kv.Prefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if latest.Count <= int64(n) {
-		t.Fatalf("the writer added no key (%d keys now): the test proved nothing", latest.Count)
-	}
+	require.NoError(t, err)
+	require.Greater(t, latest.Count, int64(n), "keys now: the writer added none, so the test proved nothing")
 }
 
 // kvPutKeys writes keys prefix+"k00000" … with values "v0", in transactions
@@ -430,9 +366,8 @@ func kvPutKeys(t testing.TB, raw *clientv3.Client, prefix string, n int) {
 	for i := range n {
 		ops = append(ops, clientv3.OpPut(fmt.Sprintf("%sk%05d", prefix, i), "v0"))
 		if len(ops) == 128 || i == n-1 {
-			if _, err := raw.Txn(t.Context()).Then(ops...).Commit(); err != nil {
-				t.Fatal(err)
-			}
+			_, err := raw.Txn(t.Context()).Then(ops...).Commit()
+			require.NoError(t, err)
 			ops = ops[:0]
 		}
 	}
@@ -487,19 +422,12 @@ func TestKVListCompacted(t *testing.T) {
 		}
 	}
 	var ce *etcdkit.CompactedError
-	if !errors.As(err, &ce) || !errors.Is(err, etcdkit.ErrCompacted) {
-		t.Fatalf("List across a compaction ended after %d entries with %v, want a CompactedError", n, err)
-	}
-	if n != 3 {
-		t.Fatalf("List yielded %d entries before the error, want the first page of 3", n)
-	}
+	require.ErrorAs(t, err, &ce, "List across a compaction ended after %d entries", n)
+	require.ErrorIs(t, err, etcdkit.ErrCompacted, "List across a compaction")
+	require.Equal(t, 3, n, "entries List yielded before the error, want the first page")
 	cur, err := raw.Get(ctx, "any")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ce.Revision != cur.Header.Revision {
-		t.Fatalf("CompactedError.Revision = %d, want the compaction point %d", ce.Revision, cur.Header.Revision)
-	}
+	require.NoError(t, err)
+	require.Equal(t, cur.Header.Revision, ce.Revision, "CompactedError.Revision, want the compaction point")
 }
 
 // kvCountingClient returns an etcdkit client whose every unary call to the
@@ -516,9 +444,7 @@ func kvCountingClient(t testing.TB, srv *etcdtest.Server) (*etcdkit.Client, *cli
 		DialOptions: []grpc.DialOption{grpc.WithUnaryInterceptor(count)},
 		Logger:      zap.NewNop(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { raw.Close() })
 	c := etcdkit.Wrap(raw)
 	t.Cleanup(func() { c.Close() })
@@ -530,9 +456,7 @@ func TestBadInputSendsNothing(t *testing.T) {
 	srv := etcdtest.Start(t) // its revision must move only with this test's writes
 	c, raw, calls := kvCountingClient(t, srv)
 	closed, _, closedCalls := kvCountingClient(t, srv)
-	if err := closed.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, closed.Close())
 
 	p := testPrefix(t)
 	str := etcdkit.NewKV(c, p, etcdkit.String())
@@ -624,40 +548,31 @@ func TestBadInputSendsNothing(t *testing.T) {
 		{"txn closed", func() error { return first(closed.Txn(ctx).Then(shut.PutOp("k", "v")).Commit()) }, etcdkit.ErrClosed},
 		{"atomically closed", func() error { return atomically(closed, ctx) }, etcdkit.ErrClosed},
 	}
-	revision := func() int64 {
+	// revision takes the subtest's t: require must stop the goroutine
+	// that runs the test it fails.
+	revision := func(t *testing.T) int64 {
 		t.Helper()
 		resp, err := raw.Get(ctx, "any")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return resp.Header.Revision
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rev := revision()
+			rev := revision(t)
 			before, closedBefore := calls.Load(), closedCalls.Load()
 			err := tt.call()
 			sent := calls.Load() - before + closedCalls.Load() - closedBefore
-			if !errors.Is(err, tt.want) {
-				t.Errorf("got %v, want %v", err, tt.want)
-			}
-			if sent != 0 {
-				t.Errorf("%d requests were sent, want none", sent)
-			}
-			if now := revision(); now != rev {
-				t.Errorf("the store moved from revision %d to %d", rev, now)
-			}
+			assert.ErrorIs(t, err, tt.want)
+			assert.Zero(t, sent, "requests sent, want none")
+			assert.Equal(t, rev, revision(t), "the store's revision moved")
 		})
 	}
 
 	// The counter does count: a valid call is one request.
 	before := calls.Load()
-	if _, err := str.Get(ctx, "k"); !errors.Is(err, etcdkit.ErrNotFound) {
-		t.Fatal(err)
-	}
-	if sent := calls.Load() - before; sent != 1 {
-		t.Fatalf("a Get sent %d requests, want 1: the counter is broken", sent)
-	}
+	_, err := str.Get(ctx, "k")
+	require.ErrorIs(t, err, etcdkit.ErrNotFound)
+	require.Equal(t, int64(1), calls.Load()-before, "requests a Get sent: the counter is broken")
 }
 
 func TestKVNamespace(t *testing.T) {
@@ -665,9 +580,7 @@ func TestKVNamespace(t *testing.T) {
 	cfg := testServer.Config()
 	cfg.Namespace = "tenant-a/"
 	c, err := etcdkit.New(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
 	raw := testServer.RawClient(t)
 	kv := etcdkit.NewKV(c, testPrefix(t), etcdkit.String())
@@ -675,32 +588,25 @@ func TestKVNamespace(t *testing.T) {
 
 	kvMustPut(t, kv, "a", "1")
 	res, err := c.Txn(ctx).If(kv.Exists("a")).Then(kv.PutOp("b", "2"), kv.GetOp("a")).Commit()
-	if err != nil || !res.Succeeded {
-		t.Fatalf("Txn: %v, %v", res.Succeeded, err)
-	}
-	if e, err := kv.FromResult(res, "a"); err != nil || e.Key != "a" || e.Value != "1" {
-		t.Fatalf("FromResult(a) = %+v, %v; want a=1", e, err)
-	}
+	require.NoError(t, err, "Txn")
+	require.True(t, res.Succeeded, "Txn")
+	e, err := kv.FromResult(res, "a")
+	require.NoError(t, err, "FromResult(a)")
+	require.Equal(t, "a", e.Key, "FromResult(a)")
+	require.Equal(t, "1", e.Value, "FromResult(a)")
 	err = c.Atomically(ctx, func(tx *etcdkit.Tx) error {
 		v, err := kv.In(tx).Get("b")
 		kv.In(tx).Put("c", v+"3")
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var got []string
 	for e, err := range kv.List(ctx) {
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		got = append(got, e.Key+"="+e.Value)
 	}
-	if s := strings.Join(got, " "); s != "a=1 b=2 c=23" {
-		t.Fatalf("List = %q, want %q", s, "a=1 b=2 c=23")
-	}
+	require.Equal(t, "a=1 b=2 c=23", strings.Join(got, " "), "List")
 	resp, err := raw.Get(ctx, "tenant-a/"+kv.Prefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil || resp.Count != 3 {
-		t.Fatalf("keys under the namespace: %d, %v; want 3", resp.Count, err)
-	}
+	require.NoError(t, err, "keys under the namespace")
+	require.Equal(t, int64(3), resp.Count, "keys under the namespace")
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
@@ -28,9 +29,8 @@ func TestNextPageSize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if n := nextPageSize(page(tt.valueBytes)); !tt.want(n) {
-				t.Errorf("nextPageSize with %d-byte values = %d", tt.valueBytes, n)
-			}
+			n := nextPageSize(page(tt.valueBytes))
+			assert.True(t, tt.want(n), "nextPageSize with %d-byte values = %d", tt.valueBytes, n)
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package etcdkit_test
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -10,6 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
@@ -46,46 +48,32 @@ func TestMirror(t *testing.T) {
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
 	ctx := testCtx(t)
 	// Start empty, also when the test runs again on the same server.
-	if _, err := cli.Raw().Delete(ctx, kv.Prefix(), clientv3.WithPrefix()); err != nil {
-		t.Fatal(err)
-	}
+	_, err := cli.Raw().Delete(ctx, kv.Prefix(), clientv3.WithPrefix())
+	require.NoError(t, err)
 	kv.Put(ctx, "b", "1")
 	kv.Put(ctx, "a", "1")
 	var changes changeLog
 	m, err := kv.Mirror(ctx, etcdkit.OnEntryChange(changes.record))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer m.Close()
-	if got := keys(m.List()); !slices.Equal(got, []string{"a", "b"}) || m.Len() != 2 {
-		t.Errorf("List() = %v, Len() = %d, want [a b]", got, m.Len())
-	}
+	assert.Equal(t, []string{"a", "b"}, keys(m.List()), "List()")
+	assert.Equal(t, 2, m.Len(), "Len()")
 	rev, _ := kv.Put(ctx, "c", "1")
 	kv.Put(ctx, "a", "2")
 	kv.Delete(ctx, "b")
 	last, _ := kv.Put(ctx, "c", "2")
-	if err := m.WaitForRevision(ctx, rev); err != nil {
-		t.Fatal(err)
-	}
-	if e, ok := m.Get("c"); !ok || e.ModRevision < rev {
-		t.Errorf("Get(c) after WaitForRevision(%d) = %+v, %v", rev, e, ok)
-	}
-	if err := m.WaitForRevision(ctx, last); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := m.Get("b"); ok {
-		t.Error("Get(b) found a deleted key")
-	}
-	if e, _ := m.Get("a"); e.Value != "2" {
-		t.Errorf("Get(a) = %q, want 2", e.Value)
-	}
+	require.NoError(t, m.WaitForRevision(ctx, rev))
+	c, ok := m.Get("c")
+	assert.True(t, ok, "Get(c) after WaitForRevision(%d) found nothing", rev)
+	assert.GreaterOrEqual(t, c.ModRevision, rev, "Get(c) after WaitForRevision(%d)", rev)
+	require.NoError(t, m.WaitForRevision(ctx, last))
+	_, ok = m.Get("b")
+	assert.False(t, ok, "Get(b) found a deleted key")
+	a, _ := m.Get("a")
+	assert.Equal(t, "2", a.Value, "Get(a)")
 	want := []string{"c: - -> 1", "a: 1 -> 2", "b: 1 -> -", "c: 1 -> 2"}
-	if got := changes.get(); !slices.Equal(got, want) {
-		t.Errorf("changes = %q, want %q", got, want)
-	}
-	if m.Revision() < last {
-		t.Errorf("Revision() = %d, want >= %d", m.Revision(), last)
-	}
+	assert.Equal(t, want, changes.get(), "changes")
+	assert.GreaterOrEqual(t, m.Revision(), last, "Revision()")
 }
 
 // TestMirrorReadsWholeRevisions writes three keys in each of 200
@@ -104,39 +92,33 @@ func TestMirrorReadsWholeRevisions(t *testing.T) {
 			ops = append(ops, kv.PutOp(k, strconv.Itoa(i)))
 		}
 		res, err := cli.Txn(ctx).Then(ops...).Commit()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return res.Revision
 	}
 	write(0)
 	m, err := kv.Mirror(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer m.Close()
 	const writes = 200
 	var wg sync.WaitGroup
 	var stop atomic.Bool
 	for r := range 2 {
+		// assert, not require: these are not the test's goroutine.
 		wg.Go(func() {
 			last, lists := -1, 0
 			for !stop.Load() || lists == 0 {
 				lists++
 				got := m.List()
-				if len(got) != len(names) {
-					t.Errorf("reader %d: List() has %d entries, want %d", r, len(got), len(names))
+				if !assert.Len(t, got, len(names), "reader %d: List()", r) {
 					return
 				}
 				v, _ := strconv.Atoi(got[0].Value)
 				for _, e := range got[1:] {
-					if e.Value != got[0].Value {
-						t.Errorf("reader %d: List() = %v: half a transaction", r, got)
+					if !assert.Equal(t, got[0].Value, e.Value, "reader %d: List() = %v: half a transaction", r, got) {
 						return
 					}
 				}
-				if v < last {
-					t.Errorf("reader %d: value went back from %d to %d", r, last, v)
+				if !assert.GreaterOrEqual(t, v, last, "reader %d: value went back", r) {
 					return
 				}
 				last = v
@@ -148,14 +130,11 @@ func TestMirrorReadsWholeRevisions(t *testing.T) {
 	for i := 1; i <= writes; i++ {
 		rev = write(i)
 	}
-	if err := m.WaitForRevision(ctx, rev); err != nil {
-		t.Error(err)
-	}
+	assert.NoError(t, m.WaitForRevision(ctx, rev))
 	stop.Store(true)
 	wg.Wait()
-	if e, _ := m.Get("c"); e.Value != strconv.Itoa(writes) {
-		t.Errorf("Get(c) after the last write = %q, want %d", e.Value, writes)
-	}
+	c, _ := m.Get("c")
+	assert.Equal(t, strconv.Itoa(writes), c.Value, "Get(c) after the last write")
 }
 
 func keys(es []etcdkit.Entry[string]) []string {
@@ -175,20 +154,12 @@ func TestMirrorWaitForOtherRevision(t *testing.T) {
 	other := etcdkit.NewKV(cli, testPrefix(t)+"other/", etcdkit.String())
 	ctx := testCtx(t)
 	m, err := kv.Mirror(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer m.Close()
 	rev, err := other.Put(ctx, "x", "1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.WaitForRevision(ctx, rev); err != nil {
-		t.Fatal(err)
-	}
-	if m.Revision() < rev {
-		t.Errorf("Revision() = %d after WaitForRevision(%d)", m.Revision(), rev)
-	}
+	require.NoError(t, err)
+	require.NoError(t, m.WaitForRevision(ctx, rev))
+	assert.GreaterOrEqual(t, m.Revision(), rev, "Revision() after WaitForRevision(%d)", rev)
 }
 
 func TestMirrorLeavesOutUndecodable(t *testing.T) {
@@ -200,25 +171,17 @@ func TestMirrorLeavesOutUndecodable(t *testing.T) {
 	kv.Put(ctx, "a", 1)
 	cli.Raw().Put(ctx, prefix+"b", "not json")
 	m, err := kv.Mirror(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer m.Close()
 	kv.Put(ctx, "c", 3)
 	resp, err := cli.Raw().Put(ctx, prefix+"a", "also not json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.WaitForRevision(ctx, resp.Header.Revision); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, m.WaitForRevision(ctx, resp.Header.Revision))
 	var got []string
 	for _, e := range m.List() {
 		got = append(got, e.Key)
 	}
-	if !slices.Equal(got, []string{"c"}) {
-		t.Errorf("mirror holds %v, want only [c]: undecodable values are left out", got)
-	}
+	assert.Equal(t, []string{"c"}, got, "keys in the mirror: undecodable values are left out")
 }
 
 func TestMirrorEnds(t *testing.T) {
@@ -227,30 +190,19 @@ func TestMirrorEnds(t *testing.T) {
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
 	ctx := testCtx(t)
 	m, err := kv.Mirror(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	m.Close()
 	m.Close()
 	waitClosed(t, m.Done(), time.Second, "Done after Close")
-	if m.Err() != nil {
-		t.Errorf("Err() after Close = %v", m.Err())
-	}
-	if err := m.WaitForRevision(ctx, m.Revision()+1000); !errors.Is(err, etcdkit.ErrClosed) {
-		t.Errorf("WaitForRevision on a closed mirror = %v, want ErrClosed", err)
-	}
+	assert.NoError(t, m.Err(), "Err() after Close")
+	assert.ErrorIs(t, m.WaitForRevision(ctx, m.Revision()+1000), etcdkit.ErrClosed, "WaitForRevision on a closed mirror")
 	m2, err := kv.Mirror(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cli.Close()
 	waitClosed(t, m2.Done(), time.Second, "Done after Client.Close")
-	if !errors.Is(m2.Err(), etcdkit.ErrClosed) {
-		t.Errorf("Err() after Client.Close = %v, want ErrClosed", m2.Err())
-	}
-	if _, err := kv.Mirror(ctx); !errors.Is(err, etcdkit.ErrClosed) {
-		t.Errorf("Mirror after Client.Close = %v, want ErrClosed", err)
-	}
+	assert.ErrorIs(t, m2.Err(), etcdkit.ErrClosed, "Err() after Client.Close")
+	_, err = kv.Mirror(ctx)
+	assert.ErrorIs(t, err, etcdkit.ErrClosed, "Mirror after Client.Close")
 }
 
 // TestCompactionGap stops the member a Watcher, a Mirror and a Live are
@@ -267,20 +219,15 @@ func TestCompactionGap(t *testing.T) {
 	kv := etcdkit.NewKV(cl.Member(1).Client(t), prefix, etcdkit.String())
 	ctx := testCtx(t)
 	for _, k := range []string{"a", "b", "c"} {
-		if _, err := kv.Put(ctx, k, "1"); err != nil {
-			t.Fatal(err)
-		}
+		_, err := kv.Put(ctx, k, "1")
+		require.NoError(t, err)
 	}
 	var changes changeLog
 	m, err := lagging.Mirror(ctx, etcdkit.OnEntryChange(changes.record))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer m.Close()
 	live, err := lagging.Follow(ctx, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer live.Close()
 	w := lagging.Watch(ctx)
 	defer w.Close()
@@ -293,50 +240,36 @@ func TestCompactionGap(t *testing.T) {
 	kv.Put(ctx, "e", "1") // comes and goes within the gap: not a difference
 	kv.Delete(ctx, "e")
 	last, err := kv.Put(ctx, "a", "3")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cl.Member(1).Compact(t, last)
 	cl.RestartMember(0)
 
 	for e := range w.Events() {
-		t.Errorf("watcher delivered %v %s across a compacted gap", e.Type, e.Entry.Key)
+		assert.Fail(t, "the watcher delivered an event across a compacted gap", "%v %s", e.Type, e.Entry.Key)
 	}
-	if !errors.Is(w.Err(), etcdkit.ErrCompacted) {
-		t.Errorf("watcher Err() = %v, want ErrCompacted", w.Err())
-	}
+	assert.ErrorIs(t, w.Err(), etcdkit.ErrCompacted, "watcher Err()")
 
-	if err := m.WaitForRevision(ctx, last); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, m.WaitForRevision(ctx, last))
 	want := listing(t, cl.Member(1).RawClient(t), prefix)
 	var got []string
 	for _, e := range m.List() {
 		got = append(got, e.Key+"="+e.Value)
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("mirror after the gap = %v, fresh listing = %v", got, want)
-	}
+	assert.Equal(t, want, got, "mirror after the gap, want a fresh listing")
 	wantChanges := []string{"a: 1 -> 3", "b: 1 -> -", "d: - -> 1"}
-	if got := changes.get(); !slices.Equal(got, wantChanges) {
-		t.Errorf("changes reported = %q, want the difference %q", got, wantChanges)
-	}
+	assert.Equal(t, wantChanges, changes.get(), "changes reported, want the difference")
 	deadline := time.Now().Add(10 * time.Second)
 	for live.Load() != "3" && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if live.Load() != "3" {
-		t.Errorf("Live after the gap = %q, want 3", live.Load())
-	}
+	assert.Equal(t, "3", live.Load(), "Live after the gap")
 }
 
 // listing reads the keys under prefix as "key=value", sorted.
 func listing(t *testing.T, raw *clientv3.Client, prefix string) []string {
 	t.Helper()
 	resp, err := raw.Get(testCtx(t), prefix, clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var out []string
 	for _, kv := range resp.Kvs {
 		out = append(out, string(kv.Key[len(prefix):])+"="+string(kv.Value))
@@ -351,38 +284,27 @@ func TestMirrorAndLiveSurviveRestart(t *testing.T) {
 	ctx := testCtx(t)
 	kv.Put(ctx, "a", "1")
 	m, err := kv.Mirror(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer m.Close()
 	live, err := kv.Follow(ctx, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer live.Close()
 	for i := range 3 {
 		srv.Restart(t)
 		rev, err := kv.Put(ctx, "a", fmt.Sprint(i+2))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.WaitForRevision(ctx, rev); err != nil {
-			t.Fatal(err)
-		}
-		if e, _ := m.Get("a"); e.ModRevision != rev {
-			t.Errorf("restart %d: mirror has a at revision %d, want %d", i+1, e.ModRevision, rev)
-		}
+		require.NoError(t, err)
+		require.NoError(t, m.WaitForRevision(ctx, rev))
+		e, _ := m.Get("a")
+		assert.Equal(t, rev, e.ModRevision, "restart %d: the mirror's revision of a", i+1)
 		deadline := time.Now().Add(10 * time.Second)
 		for live.Revision() != rev && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if live.Revision() != rev || live.Load() != fmt.Sprint(i+2) {
-			t.Errorf("restart %d: Live = %q at %d, want %q at %d", i+1, live.Load(), live.Revision(), fmt.Sprint(i+2), rev)
-		}
+		assert.Equal(t, rev, live.Revision(), "restart %d: Live's revision", i+1)
+		assert.Equal(t, fmt.Sprint(i+2), live.Load(), "restart %d: Live's value", i+1)
 	}
-	if m.Err() != nil || live.Err() != nil {
-		t.Errorf("Err() after restarts: mirror %v, live %v", m.Err(), live.Err())
-	}
+	assert.NoError(t, m.Err(), "mirror Err() after restarts")
+	assert.NoError(t, live.Err(), "live Err() after restarts")
 }
 
 // TestCloseWhileStarting closes a client while watchers, mirrors, lives and
@@ -397,6 +319,7 @@ func TestCloseWhileStarting(t *testing.T) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range 8 {
+		// assert, not require: these are not the test's goroutine.
 		wg.Go(func() {
 			<-start
 			for range 20 {
@@ -405,27 +328,27 @@ func TestCloseWhileStarting(t *testing.T) {
 					w := kv.Watch(ctx)
 					for range w.Events() {
 					}
-					if w.Err() != nil && !errors.Is(w.Err(), etcdkit.ErrClosed) {
-						t.Errorf("watch: %v", w.Err())
+					if w.Err() != nil {
+						assert.ErrorIs(t, w.Err(), etcdkit.ErrClosed, "watch")
 					}
 				case 1:
 					if m, err := kv.Mirror(ctx); err == nil {
 						<-m.Done()
-					} else if !errors.Is(err, etcdkit.ErrClosed) {
-						t.Errorf("mirror: %v", err)
+					} else {
+						assert.ErrorIs(t, err, etcdkit.ErrClosed, "mirror")
 					}
 				case 2:
 					if l, err := kv.Follow(ctx, "a"); err == nil {
 						<-l.Done()
-					} else if !errors.Is(err, etcdkit.ErrClosed) {
-						t.Errorf("follow: %v", err)
+					} else {
+						assert.ErrorIs(t, err, etcdkit.ErrClosed, "follow")
 					}
 				case 3:
 					if l, err := cli.Grant(ctx, time.Minute); err == nil {
 						l.KeepAlive()
 						<-l.Done()
-					} else if !errors.Is(err, etcdkit.ErrClosed) {
-						t.Errorf("grant: %v", err)
+					} else {
+						assert.ErrorIs(t, err, etcdkit.ErrClosed, "grant")
 					}
 				}
 			}
@@ -433,8 +356,6 @@ func TestCloseWhileStarting(t *testing.T) {
 	}
 	close(start)
 	time.Sleep(20 * time.Millisecond)
-	if err := cli.Close(); err != nil {
-		t.Error(err)
-	}
+	assert.NoError(t, cli.Close())
 	wg.Wait()
 }

@@ -65,26 +65,18 @@ func TestAtomicallyBank(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Errorf("transfer: %v", err)
+		assert.NoError(t, err, "transfer")
 	}
 
 	total, moved := 0, 0
 	for e, err := range accounts.List(ctx) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.Value < 0 {
-			t.Errorf("account %s = %d, below zero", e.Key, e.Value)
-		}
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, e.Value, 0, "account %s below zero", e.Key)
 		total += e.Value
 		moved += int(e.Version) - 1
 	}
-	if total != n*initial {
-		t.Fatalf("total = %d after the transfers, want %d", total, n*initial)
-	}
-	if moved == 0 {
-		t.Fatal("no transfer wrote anything: the test proved nothing")
-	}
+	require.Equal(t, n*initial, total, "total after the transfers")
+	require.NotZero(t, moved, "no transfer wrote anything: the test proved nothing")
 }
 
 func TestAtomicallyRetriesOnConflict(t *testing.T) {
@@ -119,18 +111,13 @@ func TestAtomicallyRetriesOnConflict(t *testing.T) {
 				kv.In(tx).Put("b", a*2)
 				return nil
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if calls != 2 {
-				t.Fatalf("fn ran %d times, want 2: the conflict was not detected", calls)
-			}
+			require.NoError(t, err)
+			require.Equal(t, 2, calls, "times fn ran: the conflict was not detected")
 		})
 	}
 	b, err := kv.Get(ctx, "b")
-	if err != nil || b.Value != 20 {
-		t.Fatalf("b = %d, %v; want 20 (twice a's latest value)", b.Value, err)
-	}
+	require.NoError(t, err)
+	require.Equal(t, 20, b.Value, "b, want twice a's latest value")
 }
 
 func TestAtomicallyReadsOwnWrites(t *testing.T) {
@@ -156,15 +143,12 @@ func TestAtomicallyReadsOwnWrites(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e, err := kv.Get(ctx, "new"); err != nil || e.Value != "y" {
-		t.Fatalf("after commit, new = %+v, %v; want y", e, err)
-	}
-	if _, err := kv.Get(ctx, "old"); !errors.Is(err, etcdkit.ErrNotFound) {
-		t.Fatalf("after commit, old: %v, want ErrNotFound", err)
-	}
+	require.NoError(t, err)
+	e, err := kv.Get(ctx, "new")
+	require.NoError(t, err, "after commit, new")
+	require.Equal(t, "y", e.Value, "after commit, new")
+	_, err = kv.Get(ctx, "old")
+	require.ErrorIs(t, err, etcdkit.ErrNotFound, "after commit, old")
 }
 
 func TestAtomicallyAbort(t *testing.T) {
@@ -181,15 +165,12 @@ func TestAtomicallyAbort(t *testing.T) {
 		kv.In(tx).Put("other", "new")
 		return errAbort
 	})
-	if !errors.Is(err, errAbort) {
-		t.Fatalf("Atomically: got %v, want fn's error", err)
-	}
-	if e, err := kv.Get(ctx, "k"); err != nil || e.ModRevision != rev {
-		t.Fatalf("after an aborted transaction, k = %+v, %v; want unchanged at revision %d", e, err, rev)
-	}
-	if _, err := kv.Get(ctx, "other"); !errors.Is(err, etcdkit.ErrNotFound) {
-		t.Fatalf("after an aborted transaction, other: %v, want ErrNotFound", err)
-	}
+	require.ErrorIs(t, err, errAbort, "Atomically, want fn's error")
+	e, err := kv.Get(ctx, "k")
+	require.NoError(t, err, "after an aborted transaction, k")
+	require.Equal(t, rev, e.ModRevision, "after an aborted transaction, k = %+v, want unchanged", e)
+	_, err = kv.Get(ctx, "other")
+	require.ErrorIs(t, err, etcdkit.ErrNotFound, "after an aborted transaction, other")
 }
 
 // TestAtomicallyFailsOnSwallowedReadError checks that a read that got no

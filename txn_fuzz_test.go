@@ -2,9 +2,11 @@ package etcdkit
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -28,9 +30,8 @@ func FuzzTxnValidation(f *testing.F) {
 				op = kv.DeleteOp(k)
 			}
 			if op.err != nil {
-				if prefix+k != "" || !errors.Is(op.err, ErrEmptyKey) {
-					t.Fatalf("op on %q: unexpected %v", prefix+k, op.err)
-				}
+				require.Empty(t, prefix+k, "op on %q: unexpected %v", prefix+k, op.err)
+				require.ErrorIs(t, op.err, ErrEmptyKey, "op on %q", prefix+k)
 				continue
 			}
 			then = append(then, op.op)
@@ -45,26 +46,21 @@ func FuzzTxnValidation(f *testing.F) {
 		}
 		switch {
 		case err == nil:
-			if len(then) > lim.maxTxnOps || dup || size > lim.maxRequestBytes {
-				t.Fatalf("accepted %d ops (limit %d), duplicate %v, %d bytes (limit %d)", len(then), lim.maxTxnOps, dup, size, lim.maxRequestBytes)
-			}
+			accepted := fmt.Sprintf("accepted %d ops (limit %d), duplicate %v, %d bytes (limit %d)", len(then), lim.maxTxnOps, dup, size, lim.maxRequestBytes)
+			require.LessOrEqual(t, len(then), lim.maxTxnOps, accepted)
+			require.False(t, dup, accepted)
+			require.LessOrEqual(t, size, lim.maxRequestBytes, accepted)
 		case errors.Is(err, ErrTooManyOps):
-			if len(then) <= lim.maxTxnOps {
-				t.Fatalf("%v, with %d ops and a limit of %d", err, len(then), lim.maxTxnOps)
-			}
+			require.Greater(t, len(then), lim.maxTxnOps, "%v, with %d ops and a limit of %d", err, len(then), lim.maxTxnOps)
 		case errors.Is(err, ErrDuplicateKey):
-			if !dup {
-				t.Fatalf("%v, with no key written twice", err)
-			}
+			require.True(t, dup, "%v, with no key written twice", err)
 		case errors.Is(err, ErrTooLarge):
-			if size <= lim.maxRequestBytes {
-				t.Fatalf("%v, with %d bytes and a limit of %d", err, size, lim.maxRequestBytes)
-			}
+			require.Greater(t, size, lim.maxRequestBytes, "%v, with %d bytes and a limit of %d", err, size, lim.maxRequestBytes)
 		default:
-			t.Fatalf("unexpected error %v", err)
+			require.Fail(t, "unexpected error", "%v", err)
 		}
-		if err != nil && !strings.HasPrefix(err.Error(), "etcdkit: txn") {
-			t.Fatalf("error %q does not say what was attempted", err)
+		if err != nil {
+			require.True(t, strings.HasPrefix(err.Error(), "etcdkit: txn"), "error %q does not say what was attempted", err)
 		}
 	})
 }

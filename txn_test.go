@@ -1,8 +1,9 @@
 package etcdkit_test
 
 import (
-	"errors"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 )
@@ -23,40 +24,31 @@ func TestTxnBranches(t *testing.T) {
 			Then(users.PutOp("alice", map[string]string{"order": "o1"}), orders.DeleteOp("o1"), orders.GetOp("o1")).
 			Else(users.GetOp("alice"), orders.GetOp("o1")).
 			Commit()
-		if err != nil {
-			t.Fatalf("Commit: %v", err)
-		}
+		require.NoError(t, err, "Commit")
 		return res
 	}
 
 	t.Run("then", func(t *testing.T) {
 		res := commit(t)
-		if !res.Succeeded {
-			t.Fatal("the conditions held but Else ran")
-		}
-		if _, err := orders.FromResult(res, "o1"); !errors.Is(err, etcdkit.ErrNotFound) {
-			t.Fatalf("FromResult of a key the branch deleted: got %v, want ErrNotFound", err)
-		}
+		require.True(t, res.Succeeded, "the conditions held but Else ran")
+		_, err := orders.FromResult(res, "o1")
+		require.ErrorIs(t, err, etcdkit.ErrNotFound, "FromResult of a key the branch deleted")
 		alice, err := users.Get(ctx, "alice")
-		if err != nil || alice.Value["order"] != "o1" || alice.ModRevision != res.Revision {
-			t.Fatalf("after Then, alice = %+v, %v; want order o1 written at revision %d", alice, err, res.Revision)
-		}
-		if _, err := users.FromResult(res, "alice"); !errors.Is(err, etcdkit.ErrInvalidArgument) {
-			t.Fatalf("FromResult of a key with no GetOp in the branch that ran: got %v, want ErrInvalidArgument", err)
-		}
+		require.NoError(t, err, "after Then, get alice")
+		require.Equal(t, "o1", alice.Value["order"], "after Then, alice = %+v", alice)
+		require.Equal(t, res.Revision, alice.ModRevision, "after Then, alice's ModRevision, want the commit's revision")
+		_, err = users.FromResult(res, "alice")
+		require.ErrorIs(t, err, etcdkit.ErrInvalidArgument, "FromResult of a key with no GetOp in the branch that ran")
 	})
 	t.Run("else", func(t *testing.T) {
 		res := commit(t)
-		if res.Succeeded {
-			t.Fatal("the conditions did not hold but Then ran")
-		}
+		require.False(t, res.Succeeded, "the conditions did not hold but Then ran")
 		alice, err := users.FromResult(res, "alice")
-		if err != nil || alice.Key != "alice" || alice.Value["order"] != "o1" {
-			t.Fatalf("FromResult(alice) = %+v, %v; want the entry written by the first commit", alice, err)
-		}
-		if _, err := orders.FromResult(res, "o1"); !errors.Is(err, etcdkit.ErrNotFound) {
-			t.Fatalf("FromResult(o1) after its deletion: got %v, want ErrNotFound", err)
-		}
+		require.NoError(t, err, "FromResult(alice), want the entry written by the first commit")
+		require.Equal(t, "alice", alice.Key, "FromResult(alice)")
+		require.Equal(t, "o1", alice.Value["order"], "FromResult(alice) = %+v, want the entry written by the first commit", alice)
+		_, err = orders.FromResult(res, "o1")
+		require.ErrorIs(t, err, etcdkit.ErrNotFound, "FromResult(o1) after its deletion")
 	})
 }
 
@@ -68,20 +60,16 @@ func TestTxnExistsAndDecode(t *testing.T) {
 	ctx := t.Context()
 
 	res, err := c.Txn(ctx).If(kv.Exists("n")).Then(kv.PutOp("n", 1)).Commit()
-	if err != nil || res.Succeeded {
-		t.Fatalf("Exists on a missing key: Succeeded %v, %v; want false", res.Succeeded, err)
-	}
-	if _, err := srv.RawClient(t).Put(ctx, kv.Prefix()+"n", "not json"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Exists on a missing key")
+	require.False(t, res.Succeeded, "Exists on a missing key: Succeeded")
+	_, err = srv.RawClient(t).Put(ctx, kv.Prefix()+"n", "not json")
+	require.NoError(t, err)
 	res, err = c.Txn(ctx).If(kv.Exists("n")).Then(kv.GetOp("n")).Commit()
-	if err != nil || !res.Succeeded {
-		t.Fatalf("Exists on an existing key: Succeeded %v, %v; want true", res.Succeeded, err)
-	}
+	require.NoError(t, err, "Exists on an existing key")
+	require.True(t, res.Succeeded, "Exists on an existing key: Succeeded")
 	var de *etcdkit.DecodeError
-	if _, err := kv.FromResult(res, "n"); !errors.As(err, &de) {
-		t.Fatalf("FromResult of a value that does not decode: got %v, want a DecodeError", err)
-	}
+	_, err = kv.FromResult(res, "n")
+	require.ErrorAs(t, err, &de, "FromResult of a value that does not decode")
 }
 
 func TestTxnLimitsAreTheServers(t *testing.T) {
@@ -96,13 +84,10 @@ func TestTxnLimitsAreTheServers(t *testing.T) {
 	for i := range ops {
 		ops[i] = kv.PutOp(string(rune('a'+i%26))+string(rune('a'+i/26)), []byte("v"))
 	}
-	if _, err := c.Txn(ctx).Then(ops...).Commit(); err != nil {
-		t.Fatalf("a txn of 128 ops: %v", err)
-	}
-	if _, err := c.Txn(ctx).Then(kv.PutOp("k", make([]byte, 1500*1024))).Commit(); err != nil {
-		t.Fatalf("a txn of 1.46 MiB: %v", err)
-	}
-	if _, err := kv.Put(ctx, "k", make([]byte, 1500*1024)); err != nil {
-		t.Fatalf("a put of 1.46 MiB: %v", err)
-	}
+	_, err := c.Txn(ctx).Then(ops...).Commit()
+	require.NoError(t, err, "a txn of 128 ops")
+	_, err = c.Txn(ctx).Then(kv.PutOp("k", make([]byte, 1500*1024))).Commit()
+	require.NoError(t, err, "a txn of 1.46 MiB")
+	_, err = kv.Put(ctx, "k", make([]byte, 1500*1024))
+	require.NoError(t, err, "a put of 1.46 MiB")
 }

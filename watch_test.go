@@ -2,7 +2,6 @@ package etcdkit_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -12,6 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
@@ -64,12 +66,10 @@ func (c *collector) waitRev(t *testing.T, rev int64) []rec {
 		}
 		select {
 		case <-c.done:
-			t.Fatalf("watch ended at revision %d, before %d", last, rev)
+			require.FailNow(t, fmt.Sprintf("watch ended at revision %d, before %d", last, rev))
 		case <-time.After(10 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("watch at revision %d after 30s, want %d", last, rev)
-		}
+		require.False(t, time.Now().After(deadline), "watch at revision %d after 30s, want %d", last, rev)
 	}
 }
 
@@ -80,9 +80,7 @@ func history(t *testing.T, raw *clientv3.Client, prefix string, from, to int64) 
 	defer cancel()
 	var recs []rec
 	for resp := range raw.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(from+1)) {
-		if err := resp.Err(); err != nil {
-			t.Fatalf("history: %v", err)
-		}
+		require.NoError(t, resp.Err(), "history")
 		for _, ev := range resp.Events {
 			typ := "PUT"
 			if ev.Type == clientv3.EventTypeDelete {
@@ -98,7 +96,7 @@ func history(t *testing.T, raw *clientv3.Client, prefix string, from, to int64) 
 			return recs
 		}
 	}
-	t.Fatalf("history: watch ended before revision %d", to)
+	require.FailNow(t, fmt.Sprintf("history: watch ended before revision %d", to))
 	return nil
 }
 
@@ -140,9 +138,8 @@ func TestWatchEvents(t *testing.T) {
 	defer w.Close()
 	r1, _ := kv.Put(ctx, "a", "1")
 	r2, _ := kv.Put(ctx, "a", "2")
-	if _, err := kv.Delete(ctx, "a"); err != nil {
-		t.Fatal(err)
-	}
+	_, err := kv.Delete(ctx, "a")
+	require.NoError(t, err)
 	want := []struct {
 		typ  etcdkit.EventType
 		val  string
@@ -151,33 +148,23 @@ func TestWatchEvents(t *testing.T) {
 	var lastRev int64
 	for i, wnt := range want {
 		e := <-w.Events()
-		if e.Type != wnt.typ || e.Entry.Key != "a" || e.Entry.Value != wnt.val {
-			t.Fatalf("event %d = %v %q=%q, want %v a=%q", i, e.Type, e.Entry.Key, e.Entry.Value, wnt.typ, wnt.val)
+		require.Equal(t, wnt.typ, e.Type, "event %d", i)
+		require.Equal(t, "a", e.Entry.Key, "event %d", i)
+		require.Equal(t, wnt.val, e.Entry.Value, "event %d", i)
+		if wnt.prev == "" {
+			assert.Nil(t, e.Prev, "event %d: Prev", i)
+		} else if assert.NotNil(t, e.Prev, "event %d: Prev", i) {
+			assert.Equal(t, wnt.prev, e.Prev.Value, "event %d: Prev", i)
 		}
-		switch {
-		case wnt.prev == "" && e.Prev != nil:
-			t.Errorf("event %d: Prev = %+v, want nil", i, *e.Prev)
-		case wnt.prev != "" && (e.Prev == nil || e.Prev.Value != wnt.prev):
-			t.Errorf("event %d: Prev = %+v, want value %q", i, e.Prev, wnt.prev)
-		}
-		if e.Entry.ModRevision <= lastRev {
-			t.Errorf("event %d: revision %d after %d", i, e.Entry.ModRevision, lastRev)
-		}
+		assert.Greater(t, e.Entry.ModRevision, lastRev, "event %d: revision, want after the last one's", i)
 		lastRev = e.Entry.ModRevision
 	}
-	if want := []int64{r1, r2}; lastRev <= want[1] {
-		t.Errorf("delete at revision %d, not after the puts %v", lastRev, want)
-	}
-	if w.Revision() != lastRev {
-		t.Errorf("Revision() = %d, want %d", w.Revision(), lastRev)
-	}
+	assert.Greater(t, lastRev, r2, "the delete's revision, want after the puts at %d and %d", r1, r2)
+	assert.Equal(t, lastRev, w.Revision(), "Revision()")
 	w.Close()
-	if _, ok := <-w.Events(); ok {
-		t.Error("Events open after Close")
-	}
-	if w.Err() != nil {
-		t.Errorf("Err() after Close = %v, want nil", w.Err())
-	}
+	_, ok := <-w.Events()
+	assert.False(t, ok, "Events open after Close")
+	assert.NoError(t, w.Err(), "Err() after Close")
 }
 
 func TestWatchKeyFromRevision(t *testing.T) {
@@ -192,9 +179,8 @@ func TestWatchKeyFromRevision(t *testing.T) {
 	defer w.Close()
 	for _, want := range []string{"1", "2"} {
 		e := <-w.Events()
-		if e.Entry.Key != "a" || e.Entry.Value != want {
-			t.Fatalf("event %q=%q, want a=%q", e.Entry.Key, e.Entry.Value, want)
-		}
+		require.Equal(t, "a", e.Entry.Key)
+		require.Equal(t, want, e.Entry.Value, "event %q", e.Entry.Key)
 	}
 }
 
@@ -206,9 +192,7 @@ func TestWatchEndsWithCtx(t *testing.T) {
 	cancel()
 	for range w.Events() {
 	}
-	if w.Err() != nil {
-		t.Errorf("Err() after ctx cancel = %v, want nil", w.Err())
-	}
+	assert.NoError(t, w.Err(), "Err() after ctx cancel")
 }
 
 func TestWatchEndsWithClient(t *testing.T) {
@@ -219,13 +203,11 @@ func TestWatchEndsWithClient(t *testing.T) {
 	cli.Close()
 	for range w.Events() {
 	}
-	if !errors.Is(w.Err(), etcdkit.ErrClosed) {
-		t.Errorf("Err() after Client.Close = %v, want ErrClosed", w.Err())
-	}
+	assert.ErrorIs(t, w.Err(), etcdkit.ErrClosed, "Err() after Client.Close")
 	w2 := kv.Watch(testCtx(t))
-	if _, ok := <-w2.Events(); ok || !errors.Is(w2.Err(), etcdkit.ErrClosed) {
-		t.Errorf("Watch after Client.Close: Err() = %v, want ErrClosed and closed Events", w2.Err())
-	}
+	_, ok := <-w2.Events()
+	assert.False(t, ok, "Watch after Client.Close: Events open")
+	assert.ErrorIs(t, w2.Err(), etcdkit.ErrClosed, "Watch after Client.Close: Err()")
 }
 
 func TestWatchDecodeError(t *testing.T) {
@@ -237,21 +219,18 @@ func TestWatchDecodeError(t *testing.T) {
 	w := kv.Watch(ctx)
 	defer w.Close()
 	kv.Put(ctx, "a", 1)
-	if _, err := cli.Raw().Put(ctx, prefix+"b", "not json"); err != nil {
-		t.Fatal(err)
-	}
+	_, err := cli.Raw().Put(ctx, prefix+"b", "not json")
+	require.NoError(t, err)
 	kv.Put(ctx, "c", 3)
 	var got []string
 	for e := range w.Events() {
 		got = append(got, e.Entry.Key)
 	}
 	var de *etcdkit.DecodeError
-	if !errors.As(w.Err(), &de) || de.Key != "b" {
-		t.Errorf("Err() = %v, want a DecodeError for key b", w.Err())
+	if assert.ErrorAs(t, w.Err(), &de, "Err()") {
+		assert.Equal(t, "b", de.Key, "the DecodeError's key")
 	}
-	if !slices.Equal(got, []string{"a"}) {
-		t.Errorf("delivered %v before the bad value, want [a]", got)
-	}
+	assert.Equal(t, []string{"a"}, got, "keys delivered before the bad value")
 }
 
 func TestWatchCompacted(t *testing.T) {
@@ -264,11 +243,12 @@ func TestWatchCompacted(t *testing.T) {
 	srv.Compact(t, r2)
 	w := kv.Watch(ctx, etcdkit.FromRevision(r1))
 	for e := range w.Events() {
-		t.Errorf("event %+v from a compacted revision", e)
+		assert.Fail(t, "an event from a compacted revision", "%+v", e)
 	}
 	var ce *etcdkit.CompactedError
-	if !errors.Is(w.Err(), etcdkit.ErrCompacted) || !errors.As(w.Err(), &ce) || ce.Revision != r2 {
-		t.Errorf("Err() = %v, want a CompactedError at revision %d", w.Err(), r2)
+	assert.ErrorIs(t, w.Err(), etcdkit.ErrCompacted)
+	if assert.ErrorAs(t, w.Err(), &ce) {
+		assert.Equal(t, r2, ce.Revision, "the CompactedError's revision")
 	}
 }
 
@@ -281,9 +261,7 @@ func TestWatchSlowReader(t *testing.T) {
 	defer w.Close()
 	const n = 300
 	last, err := writeN(ctx, kv, n, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	time.Sleep(1500 * time.Millisecond) // the reader is away: the watch pauses
 	c := collect(w)
 	c.expectHistory(t, kv.Client().Raw(), kv.Prefix(), start, last, "slow reader")
@@ -296,9 +274,8 @@ func (c *collector) expectHistory(t *testing.T, raw *clientv3.Client, prefix str
 	t.Helper()
 	got := c.waitRev(t, last)
 	want := history(t, raw, prefix, start, last)
-	if !slices.Equal(got, want) {
-		t.Errorf("%s got %d changes, history has %d; first difference at %d", who, len(got), len(want), firstDiff(got, want))
-	}
+	// Not assert.Equal: a diff of thousands of changes says less than this.
+	assert.True(t, slices.Equal(got, want), "%s got %d changes, history has %d; first difference at %d", who, len(got), len(want), firstDiff(got, want))
 }
 
 func firstDiff(a, b []rec) int {
@@ -368,9 +345,7 @@ func (w *writes) waitCount(n int) {
 func (w *writes) wait(t *testing.T) int64 {
 	t.Helper()
 	<-w.done
-	if w.err != nil {
-		t.Fatal(w.err)
-	}
+	require.NoError(t, w.err)
 	return w.last
 }
 
@@ -433,9 +408,7 @@ func TestWatchNoLeader(t *testing.T) {
 	cfg := cl.Member(0).Config()
 	cfg.Logger = slog.New(interrupted)
 	cli, err := etcdkit.New(testCtx(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer cli.Close()
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
 	writer := etcdkit.NewKV(cl.Client(t), testPrefix(t), etcdkit.String())
@@ -446,9 +419,8 @@ func TestWatchNoLeader(t *testing.T) {
 	w := kv.Watch(ctx, etcdkit.FromRevision(start+1))
 	defer w.Close()
 	c := collect(w)
-	if _, err := writeN(ctx, writer, 50, nil); err != nil {
-		t.Fatal(err)
-	}
+	_, err = writeN(ctx, writer, 50, nil)
+	require.NoError(t, err)
 
 	cl.StopMember(1)
 	cl.StopMember(2)
@@ -457,8 +429,6 @@ func TestWatchNoLeader(t *testing.T) {
 	cl.RestartMember(2)
 
 	last, err := writeN(ctx, writer, 50, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c.expectHistory(t, cl.RawClient(t), kv.Prefix(), start, last, "watcher")
 }
