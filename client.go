@@ -14,6 +14,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/namespace"
+
+	"github.com/etcdkit/etcdkit/internal/deadline"
 )
 
 // Client is a connection to an etcd cluster. It is safe for concurrent use.
@@ -23,7 +25,7 @@ type Client struct {
 	raw    *clientv3.Client
 	owned  bool // Close closes raw only if New made it
 	log    *slog.Logger
-	bounds deadlines
+	bounds *deadline.Bounds
 	lim    limits // the server's limits, checked before sending
 
 	ctx    context.Context // ends when Close is called
@@ -62,7 +64,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	raw, err := clientv3.New(clientv3.Config{
 		Endpoints:   cfg.Endpoints,
-		DialTimeout: remaining(dialCtx, cfg.DialTimeout),
+		DialTimeout: deadline.Remaining(dialCtx, cfg.DialTimeout),
 		TLS:         cfg.TLS,
 		Username:    cfg.Username,
 		Password:    cfg.Password,
@@ -101,7 +103,7 @@ func newClient(raw *clientv3.Client, owned bool, timeout time.Duration, log *slo
 		callbacks: map[uint64]runningCallback{},
 		lim:       limits{maxTxnOps: DefaultMaxTxnOps, maxRequestBytes: DefaultMaxRequestBytes}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.bounds = deadlines{timeout: timeout, parent: c.ctx}
+	c.bounds = deadline.New(c.ctx, timeout)
 	return c
 }
 
@@ -268,7 +270,7 @@ func (c *Client) checkOpen(op, key string) error {
 
 // bound bounds ctx by the request timeout when it has no deadline.
 func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	return c.bounds.bound(ctx)
+	return c.bounds.Bound(ctx)
 }
 
 // probeEndpoints dials every endpoint at once and returns those that answer.

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // endpoint is a parsed etcd client URL, interpreted the way clientv3 does.
@@ -187,11 +186,3 @@ type endpointError struct {
 
 func (e *endpointError) Error() string { return e.endpoint + ": " + e.err.Error() }
 func (e *endpointError) Unwrap() error { return e.err }
-
-// remaining is how long is left before ctx's deadline, or def.
-func remaining(ctx context.Context, def time.Duration) time.Duration {
-	if dl, ok := ctx.Deadline(); ok {
-		return time.Until(dl)
-	}
-	return def
-}

@@ -193,7 +193,7 @@ func (c *Client) enqueue(ctx context.Context, opts []LockOption, q queueSpec) (*
 			if err := c.deleteIf(context.WithoutCancel(ctx), key, ours); err != nil {
 				c.log.Warn("etcdkit: delete lock key after a failed request", "key", key, "error", err)
 			}
-			c.leaveBehind(pool, s, key, q.regName, ours, time.Now().Add(c.bounds.timeout))
+			c.leaveBehind(pool, s, key, q.regName, ours, time.Now().Add(c.bounds.Timeout()))
 			return nil, nil, opErr(q.op, q.name, err)
 		}
 		l := &Lock{c: c, pool: pool, s: s, regName: q.regName, op: q.op, name: q.name, key: key,
