@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/etcd/client/v3/namespace"
 
 	"github.com/etcdkit/etcdkit/internal/deadline"
+	"github.com/etcdkit/etcdkit/internal/endpoint"
 )
 
 // Client is a connection to an etcd cluster. It is safe for concurrent use.
@@ -276,26 +277,7 @@ func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc
 // probeEndpoints dials every endpoint at once and returns those that answer.
 // It fails only if none does; its error explains each failure.
 func probeEndpoints(ctx context.Context, cfg Config) ([]string, error) {
-	errs := make([]error, len(cfg.Endpoints))
-	var wg sync.WaitGroup
-	for i, raw := range cfg.Endpoints {
-		wg.Go(func() {
-			ep, _ := parseEndpoint(raw) // validated already
-			if err := ep.probe(ctx, cfg.TLS); err != nil {
-				errs[i] = &endpointError{endpoint: raw, err: err}
-			}
-		})
-	}
-	wg.Wait()
-	var failed []error
-	var reachable []string
-	for i, err := range errs {
-		if err != nil {
-			failed = append(failed, err)
-		} else {
-			reachable = append(reachable, cfg.Endpoints[i])
-		}
-	}
+	reachable, failed := endpoint.ProbeAll(ctx, cfg.Endpoints, cfg.TLS)
 	if len(reachable) == 0 {
 		return nil, &opError{op: "connect", err: &mappedError{sentinel: ErrUnavailable, cause: joinLines(failed)}}
 	}
@@ -316,7 +298,7 @@ func checkStatus(ctx context.Context, raw *clientv3.Client, endpoints []string) 
 		go func() {
 			_, err := raw.Status(ctx, ep)
 			if err != nil {
-				err = &endpointError{endpoint: ep, err: err}
+				err = &endpoint.Error{Endpoint: ep, Err: err}
 			}
 			errs <- err
 		}()
