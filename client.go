@@ -17,6 +17,7 @@ import (
 
 	"github.com/etcdkit/etcdkit/internal/deadline"
 	"github.com/etcdkit/etcdkit/internal/endpoint"
+	"github.com/etcdkit/etcdkit/internal/zapslog"
 )
 
 // Client is a connection to an etcd cluster. It is safe for concurrent use.
@@ -69,7 +70,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		TLS:         cfg.TLS,
 		Username:    cfg.Username,
 		Password:    cfg.Password,
-		Logger:      zapToSlog(cfg.Logger),
+		Logger:      zapslog.New(cfg.Logger),
 		DialOptions: cfg.dialOptions(),
 	})
 	if err != nil {
