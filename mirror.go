@@ -15,6 +15,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/etcdkit/etcdkit/internal/retry"
 	"github.com/etcdkit/etcdkit/internal/trie"
 )
 
@@ -267,7 +268,7 @@ func (m *Mirror[T]) run(ctx context.Context, conn watchConn) {
 // resync lists the keys again after a compaction gap, retrying until it
 // succeeds or ctx ends, and applies the difference.
 func (m *Mirror[T]) resync(ctx context.Context) bool {
-	backoff := minWatchBackoff
+	backoff := retry.Backoff{Start: minWatchBackoff, Max: maxWatchBackoff}
 	for {
 		entries, rev, err := m.list(ctx)
 		if err == nil {
@@ -275,10 +276,9 @@ func (m *Mirror[T]) resync(ctx context.Context) bool {
 			return true
 		}
 		m.kv.c.log.Warn("etcdkit: mirror: list after compaction", "key", m.spec.name, "error", err)
-		if !sleepCtx(ctx, backoff) {
+		if !backoff.Sleep(ctx) {
 			return false
 		}
-		backoff = min(2*backoff, maxWatchBackoff)
 	}
 }
 

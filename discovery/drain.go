@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
 // DeregisterCriticalAfter deregisters the instance once it has been
@@ -46,7 +47,7 @@ func (r *Registration) Drain(ctx context.Context, d time.Duration) error {
 	if errors.Is(err, etcdkit.ErrClosed) {
 		return &opError{op: "drain", key: r.key, err: err}
 	}
-	if err == nil && !sleep(ctx, d) {
+	if err == nil && !retry.Sleep(ctx, d) {
 		err = ctx.Err()
 	}
 	if err != nil {

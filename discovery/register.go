@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
 // DefaultTTL is the lease TTL of a registration without [WithTTL]: an
@@ -294,7 +295,7 @@ func (r *Registration) reregister(ctx context.Context) (*etcdkit.Lease, int64) {
 	r.mu.Lock()
 	r.lease = nil
 	r.mu.Unlock()
-	pause := minRetryPause
+	pause := retry.Backoff{Start: minRetryPause, Max: maxRetryPause}
 	for {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		lease, rev, err := r.register(actx)
@@ -306,22 +307,9 @@ func (r *Registration) reregister(ctx context.Context) (*etcdkit.Lease, int64) {
 			r.mu.Unlock()
 			return lease, rev
 		}
-		if errors.Is(err, etcdkit.ErrClosed) || !sleep(ctx, pause) {
+		if errors.Is(err, etcdkit.ErrClosed) || !pause.Sleep(ctx) {
 			return nil, 0
 		}
-		pause = min(2*pause, maxRetryPause)
-	}
-}
-
-// sleep waits for d, and reports false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

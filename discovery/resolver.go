@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/resolver"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
 // Scheme is the URI scheme of the targets [NewResolver]'s builder
@@ -108,7 +109,7 @@ func (r *etcdResolver) Close() {
 // run makes the set, retrying until etcd answers, then waits for the end.
 func (r *etcdResolver) run(ctx context.Context, b *builder, service string) {
 	defer close(r.done)
-	pause := minRetryPause
+	pause := retry.Backoff{Start: minRetryPause, Max: maxRetryPause}
 	for {
 		set, err := NewSetOf(ctx, b.c, service,
 			setOptionFunc[json.RawMessage](func(o *setOptions[json.RawMessage]) { o.filter = b.filter }),
@@ -126,9 +127,8 @@ func (r *etcdResolver) run(ctx context.Context, b *builder, service string) {
 			return
 		case <-ctx.Done():
 			return
-		case <-time.After(pause):
+		case <-time.After(pause.Next()):
 		}
-		pause = min(2*pause, maxRetryPause)
 	}
 }
 
