@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/errs"
 	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
@@ -140,7 +141,7 @@ func RegisterOf[M any](ctx context.Context, c *etcdkit.Client, service string, i
 	}
 	key := service + "/" + inst.ID
 	if err := o.check(c); err != nil {
-		return nil, &opError{op: "register", key: key, err: err}
+		return nil, &errs.Op{Op: "register", Key: key, Err: err}
 	}
 	encode := func(h *Health) ([]byte, error) {
 		return recordCodec[M]{}.Encode(record[M]{Addr: inst.Addr, Metadata: inst.Metadata, Health: h})
@@ -161,11 +162,11 @@ func RegisterOf[M any](ctx context.Context, c *etcdkit.Client, service string, i
 		r.checks = append(r.checks, &check{spec: spec})
 	}
 	if err := r.start(inst.Health); err != nil {
-		return nil, &opError{op: "register", key: key, err: fmt.Errorf("%w: encode: %w", etcdkit.ErrInvalidArgument, err)}
+		return nil, &errs.Op{Op: "register", Key: key, Err: fmt.Errorf("%w: encode: %w", etcdkit.ErrInvalidArgument, err)}
 	}
 	lease, rev, err := r.register(ctx)
 	if err != nil {
-		return nil, &opError{op: "register", key: r.key, err: err}
+		return nil, &errs.Op{Op: "register", Key: r.key, Err: err}
 	}
 	r.lease = lease
 	var loopCtx context.Context
@@ -230,7 +231,7 @@ func (r *Registration) Close(ctx context.Context) error {
 			return // lost or ended with the client: nothing holds the key
 		}
 		if err := lease.Revoke(ctx); err != nil && !errors.Is(err, etcdkit.ErrClosed) {
-			r.closeErr = &opError{op: "deregister", key: r.key, err: err}
+			r.closeErr = &errs.Op{Op: "deregister", Key: r.key, Err: err}
 		}
 	})
 	return r.closeErr

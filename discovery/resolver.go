@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/resolver"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/errs"
 	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
@@ -56,9 +57,9 @@ func NewResolver(c *etcdkit.Client, opts ...ResolverOption) (resolver.Builder, e
 	}
 	switch {
 	case c == nil:
-		return nil, &opError{op: "new resolver", err: fmt.Errorf("%w: nil client", etcdkit.ErrInvalidArgument)}
+		return nil, &errs.Op{Op: "new resolver", Err: fmt.Errorf("%w: nil client", etcdkit.ErrInvalidArgument)}
 	case o.filter.err != nil:
-		return nil, &opError{op: "new resolver", err: o.filter.err}
+		return nil, &errs.Op{Op: "new resolver", Err: o.filter.err}
 	}
 	return &builder{c: c, filter: o.filter}, nil
 }
