@@ -270,6 +270,21 @@ func (c *Client) checkOpen(op, key string) error {
 	return nil
 }
 
+// sleep waits for d, and returns ctx's error if ctx ends first, or
+// ErrClosed if the client closes first.
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+}
+
 // bound bounds ctx by the request timeout when it has no deadline.
 func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	return c.bounds.Bound(ctx)
