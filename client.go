@@ -14,6 +14,10 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/namespace"
+
+	"github.com/etcdkit/etcdkit/internal/deadline"
+	"github.com/etcdkit/etcdkit/internal/endpoint"
+	"github.com/etcdkit/etcdkit/internal/zapslog"
 )
 
 // Client is a connection to an etcd cluster. It is safe for concurrent use.
@@ -23,7 +27,7 @@ type Client struct {
 	raw    *clientv3.Client
 	owned  bool // Close closes raw only if New made it
 	log    *slog.Logger
-	bounds deadlines
+	bounds *deadline.Bounds
 	lim    limits // the server's limits, checked before sending
 
 	ctx    context.Context // ends when Close is called
@@ -62,11 +66,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	raw, err := clientv3.New(clientv3.Config{
 		Endpoints:   cfg.Endpoints,
-		DialTimeout: remaining(dialCtx, cfg.DialTimeout),
+		DialTimeout: deadline.Remaining(dialCtx, cfg.DialTimeout),
 		TLS:         cfg.TLS,
 		Username:    cfg.Username,
 		Password:    cfg.Password,
-		Logger:      zapToSlog(cfg.Logger),
+		Logger:      zapslog.New(cfg.Logger),
 		DialOptions: cfg.dialOptions(),
 	})
 	if err != nil {
@@ -101,7 +105,7 @@ func newClient(raw *clientv3.Client, owned bool, timeout time.Duration, log *slo
 		callbacks: map[uint64]runningCallback{},
 		lim:       limits{maxTxnOps: DefaultMaxTxnOps, maxRequestBytes: DefaultMaxRequestBytes}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.bounds = deadlines{timeout: timeout, parent: c.ctx}
+	c.bounds = deadline.New(c.ctx, timeout)
 	return c
 }
 
@@ -266,34 +270,30 @@ func (c *Client) checkOpen(op, key string) error {
 	return nil
 }
 
+// sleep waits for d, and returns ctx's error if ctx ends first, or
+// ErrClosed if the client closes first.
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+}
+
 // bound bounds ctx by the request timeout when it has no deadline.
 func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	return c.bounds.bound(ctx)
+	return c.bounds.Bound(ctx)
 }
 
 // probeEndpoints dials every endpoint at once and returns those that answer.
 // It fails only if none does; its error explains each failure.
 func probeEndpoints(ctx context.Context, cfg Config) ([]string, error) {
-	errs := make([]error, len(cfg.Endpoints))
-	var wg sync.WaitGroup
-	for i, raw := range cfg.Endpoints {
-		wg.Go(func() {
-			ep, _ := parseEndpoint(raw) // validated already
-			if err := ep.probe(ctx, cfg.TLS); err != nil {
-				errs[i] = &endpointError{endpoint: raw, err: err}
-			}
-		})
-	}
-	wg.Wait()
-	var failed []error
-	var reachable []string
-	for i, err := range errs {
-		if err != nil {
-			failed = append(failed, err)
-		} else {
-			reachable = append(reachable, cfg.Endpoints[i])
-		}
-	}
+	reachable, failed := endpoint.ProbeAll(ctx, cfg.Endpoints, cfg.TLS)
 	if len(reachable) == 0 {
 		return nil, &opError{op: "connect", err: &mappedError{sentinel: ErrUnavailable, cause: joinLines(failed)}}
 	}
@@ -314,7 +314,7 @@ func checkStatus(ctx context.Context, raw *clientv3.Client, endpoints []string) 
 		go func() {
 			_, err := raw.Status(ctx, ep)
 			if err != nil {
-				err = &endpointError{endpoint: ep, err: err}
+				err = &endpoint.Error{Endpoint: ep, Err: err}
 			}
 			errs <- err
 		}()

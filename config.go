@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/etcdkit/etcdkit/internal/endpoint"
 )
 
 // Defaults applied by [New] to the zero fields of a [Config].
@@ -195,7 +197,7 @@ func (cfg Config) validate() error {
 		errs = append(errs, errors.New("both Username and Password must be set, or neither"))
 	}
 	for _, ep := range cfg.Endpoints {
-		if _, err := parseEndpoint(ep); err != nil {
+		if _, err := endpoint.Parse(ep); err != nil {
 			errs = append(errs, err)
 		}
 	}

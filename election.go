@@ -7,6 +7,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
 // Leadership is a won election: this client's candidate key is the oldest
@@ -224,13 +226,14 @@ func (c *Client) observeLeader(ctx context.Context, name string, emit func(conte
 	defer stop()
 	o := &leaderObserver{ctx: ctx, emit: emit}
 	prefix := name + "/"
-	for backoff := 50 * time.Millisecond; ctx.Err() == nil; backoff = min(2*backoff, time.Second) {
+	backoff := retry.Backoff{Start: 50 * time.Millisecond, Max: time.Second}
+	for ctx.Err() == nil {
 		kv, rev, err := c.firstCandidate(ctx, prefix)
 		switch {
 		case err != nil:
 		case kv == nil:
 			if c.waitEvent(ctx, prefix, rev, clientv3.WithPrefix(), clientv3.WithFilterDelete()) {
-				backoff = 25 * time.Millisecond
+				backoff.Reset()
 				continue
 			}
 		default:
@@ -238,14 +241,11 @@ func (c *Client) observeLeader(ctx context.Context, name string, emit func(conte
 				return
 			}
 			if c.followLeader(ctx, o, string(kv.Key), rev) {
-				backoff = 25 * time.Millisecond
+				backoff.Reset()
 				continue
 			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
+		backoff.Sleep(ctx)
 	}
 }
 

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/etcdkit/etcdkit/internal/errs"
 )
 
 // Sentinel errors. Every error etcdkit returns matches at most one of them with
@@ -135,18 +136,7 @@ type opError struct {
 	err     error
 }
 
-func (e *opError) Error() string {
-	var b strings.Builder
-	b.WriteString("etcdkit: ")
-	b.WriteString(e.op)
-	if e.key != "" {
-		b.WriteByte(' ')
-		b.WriteString(strconv.Quote(e.key))
-	}
-	b.WriteString(": ")
-	b.WriteString(strings.TrimPrefix(e.err.Error(), "etcdkit: "))
-	return b.String()
-}
+func (e *opError) Error() string { return errs.Message("", e.op, e.key, e.err) }
 
 func (e *opError) Unwrap() error { return e.err }
 
@@ -169,6 +159,10 @@ func (e *mappedError) Error() string {
 }
 
 func (e *mappedError) Unwrap() []error { return []error{e.sentinel, e.cause} }
+
+// The packages that build on this one (discovery, admin) map the errors
+// they meet from clientv3 with this package's table.
+func init() { errs.Map, errs.Own = mapError, isOwn }
 
 // mapError maps an error from clientv3, gRPC or etcd's server to the sentinel
 // it means, keeping the original in the chain. Errors etcdkit made itself,

@@ -9,6 +9,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
 // Live is one key followed by a watch and kept in memory, typically a
@@ -137,17 +139,16 @@ func (l *Live[T]) run(ctx context.Context, rev int64) {
 
 // reload reads the key again until it succeeds or ctx ends.
 func (l *Live[T]) reload(ctx context.Context) (int64, bool) {
-	backoff := minWatchBackoff
+	backoff := retry.Backoff{Start: minWatchBackoff, Max: maxWatchBackoff}
 	for {
 		rev, err := l.load(ctx, false)
 		if err == nil {
 			return rev, true
 		}
 		l.kv.c.log.Warn("etcdkit: follow: read after compaction", "key", l.spec.name, "error", err)
-		if !sleepCtx(ctx, backoff) {
+		if !backoff.Sleep(ctx) {
 			return 0, false
 		}
-		backoff = min(2*backoff, maxWatchBackoff)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+
+	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
 // keeper follows the deadline of one lease and, once started, refreshes it:
@@ -164,12 +166,12 @@ func (k *keeper) refreshed(sent time.Time, ttl time.Duration) {
 // the lease early: only the deadline or the server's word do.
 func (k *keeper) run(ctx context.Context) {
 	const firstPause = 50 * time.Millisecond
-	pause := firstPause
+	pause := retry.Backoff{Start: firstPause}
 	for {
 		k.mu.Lock()
 		next, interval := k.sent.Add(refreshInterval(k.ttl)), refreshInterval(k.ttl)
 		k.mu.Unlock()
-		if !sleepCtx(ctx, time.Until(next)) {
+		if !retry.Sleep(ctx, time.Until(next)) {
 			return
 		}
 		sent := time.Now() // before the request leaves: the server renews later
@@ -179,16 +181,18 @@ func (k *keeper) run(ctx context.Context) {
 			return
 		case err == nil:
 			k.refreshed(sent, ttl)
-			pause = firstPause
+			pause.Reset()
 		case errors.Is(err, ErrLeaseExpired):
 			k.finish(ErrLeaseExpired)
 			return
 		default:
 			k.c.log.Debug("etcdkit: lease refresh failed, retrying", "lease", leaseKey(k.id), "error", err)
-			if !sleepCtx(ctx, pause) {
+			// The pauses grow to half the refresh interval, which
+			// changes with the lease's TTL.
+			pause.Max = max(interval/2, firstPause)
+			if !pause.Sleep(ctx) {
 				return
 			}
-			pause = min(2*pause, max(interval/2, firstPause))
 		}
 	}
 }

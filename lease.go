@@ -214,15 +214,3 @@ func WithLease(l *Lease) PutOption {
 		}
 	})
 }
-
-// sleepCtx waits for d or until ctx ends, and reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

@@ -10,6 +10,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
 // Lock is a held distributed lock: a key in etcd, attached to a lease that
@@ -193,7 +195,7 @@ func (c *Client) enqueue(ctx context.Context, opts []LockOption, q queueSpec) (*
 			if err := c.deleteIf(context.WithoutCancel(ctx), key, ours); err != nil {
 				c.log.Warn("etcdkit: delete lock key after a failed request", "key", key, "error", err)
 			}
-			c.leaveBehind(pool, s, key, q.regName, ours, time.Now().Add(c.bounds.timeout))
+			c.leaveBehind(pool, s, key, q.regName, ours, time.Now().Add(c.bounds.Timeout()))
 			return nil, nil, opErr(q.op, q.name, err)
 		}
 		l := &Lock{c: c, pool: pool, s: s, regName: q.regName, op: q.op, name: q.name, key: key,
@@ -243,19 +245,18 @@ const maxSweeps = 100
 // one that is later still. It stops early when s ends (its lease, and the
 // key with it, is gone or going) or the client closes (which revokes it).
 func (c *Client) sweep(p *sessionPool, s *session, key, name string, cond clientv3.Cmp, lateUntil time.Time) {
-	backoff := 50 * time.Millisecond
+	backoff := retry.Backoff{Start: 50 * time.Millisecond, Max: time.Second}
 	for range maxSweeps {
 		err := c.deleteIf(c.ctx, key, cond)
 		if err == nil && !time.Now().Before(lateUntil) {
 			p.forget(s, name)
 			return
 		}
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(backoff.Next())
 		select {
 		case <-c.ctx.Done():
 		case <-s.ctx.Done():
 		case <-t.C:
-			backoff = min(2*backoff, time.Second)
 			continue
 		}
 		t.Stop()
@@ -544,20 +545,18 @@ func (l *Lock) monitor() {
 	stopS := context.AfterFunc(l.s.ctx, func() { l.lostCancel(l.sessionErr("hold lock", l.key)) })
 	defer stopS()
 	rev := l.rev
-	for backoff := 50 * time.Millisecond; l.lost.Err() == nil; backoff = min(2*backoff, time.Second) {
+	backoff := retry.Backoff{Start: 50 * time.Millisecond, Max: time.Second}
+	for l.lost.Err() == nil {
 		gone, next, err := l.c.watchKeyGone(l.lost, l.key, l.fence, rev)
 		if gone {
 			l.keyDeleted()
 			return
 		}
 		if err == nil {
-			backoff = 50 * time.Millisecond
+			backoff.Reset()
 		}
 		rev = max(rev, next)
-		select {
-		case <-l.lost.Done():
-		case <-time.After(backoff):
-		}
+		backoff.Sleep(l.lost)
 	}
 }
 

@@ -14,6 +14,9 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdkit/etcdkit/internal/retry"
+	"github.com/etcdkit/etcdkit/internal/trie"
 )
 
 // Mirror is an in-memory copy of a KV's keys, kept current by a watch. It
@@ -48,7 +51,7 @@ type Mirror[T any] struct {
 
 // mirrorState is one version of the mirror: its entries as of rev.
 type mirrorState[T any] struct {
-	entries trie[T]
+	entries trie.Map[Entry[T]]
 	rev     int64
 	sorted  *mirrorSorted[T] // shared by the states with the same entries
 }
@@ -129,7 +132,7 @@ var mirrorStreams atomic.Uint64
 // It takes no lock: concurrent Gets do not slow each other down. It does not
 // allocate, except to copy a [Bytes] value.
 func (m *Mirror[T]) Get(key string) (Entry[T], bool) {
-	if e := m.state.Load().entries.get(key); e != nil {
+	if e := m.state.Load().entries.Get(key); e != nil {
 		if m.clone != nil {
 			return m.own(*e), true
 		}
@@ -160,9 +163,9 @@ func (m *Mirror[T]) own(e Entry[T]) Entry[T] {
 	return e
 }
 
-func sortEntries[T any](t trie[T]) []Entry[T] {
-	s := make([]Entry[T], 0, t.len)
-	t.each(func(e *Entry[T]) bool {
+func sortEntries[T any](t trie.Map[Entry[T]]) []Entry[T] {
+	s := make([]Entry[T], 0, t.Len())
+	t.Each(func(e *Entry[T]) bool {
 		s = append(s, *e)
 		return true
 	})
@@ -171,7 +174,7 @@ func sortEntries[T any](t trie[T]) []Entry[T] {
 }
 
 // Len returns the number of entries.
-func (m *Mirror[T]) Len() int { return m.state.Load().entries.len }
+func (m *Mirror[T]) Len() int { return m.state.Load().entries.Len() }
 
 // Revision returns the revision the mirror is current with: every change up
 // to it has been applied.
@@ -265,7 +268,7 @@ func (m *Mirror[T]) run(ctx context.Context, conn watchConn) {
 // resync lists the keys again after a compaction gap, retrying until it
 // succeeds or ctx ends, and applies the difference.
 func (m *Mirror[T]) resync(ctx context.Context) bool {
-	backoff := minWatchBackoff
+	backoff := retry.Backoff{Start: minWatchBackoff, Max: maxWatchBackoff}
 	for {
 		entries, rev, err := m.list(ctx)
 		if err == nil {
@@ -273,10 +276,9 @@ func (m *Mirror[T]) resync(ctx context.Context) bool {
 			return true
 		}
 		m.kv.c.log.Warn("etcdkit: mirror: list after compaction", "key", m.spec.name, "error", err)
-		if !sleepCtx(ctx, backoff) {
+		if !backoff.Sleep(ctx) {
 			return false
 		}
-		backoff = min(2*backoff, maxWatchBackoff)
 	}
 }
 
@@ -284,8 +286,8 @@ func (m *Mirror[T]) resync(ctx context.Context) bool {
 const listPage = 1000
 
 // list reads every key under the prefix at one revision, a page at a time.
-func (m *Mirror[T]) list(ctx context.Context) (trie[T], int64, error) {
-	ed := newTrie[T]().edit()
+func (m *Mirror[T]) list(ctx context.Context) (trie.Map[Entry[T]], int64, error) {
+	ed := trie.New(entryKey[T]).Edit()
 	from := m.spec.key
 	end := clientv3.GetPrefixRangeEnd(m.spec.key)
 	if m.spec.key == "" {
@@ -301,18 +303,18 @@ func (m *Mirror[T]) list(ctx context.Context) (trie[T], int64, error) {
 		resp, err := m.kv.c.raw.KV.Get(rctx, from, opts...)
 		cancel()
 		if err != nil {
-			return trie[T]{}, 0, opErr("mirror: list", m.spec.name, err)
+			return trie.Map[Entry[T]]{}, 0, opErr("mirror: list", m.spec.name, err)
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
 		for _, kv := range resp.Kvs {
 			if e := m.decode(kv); e != nil {
-				ed.put(*e)
+				ed.Put(*e)
 			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return ed.done(), rev, nil
+			return ed.Done(), rev, nil
 		}
 		from = string(append(bytes.Clone(resp.Kvs[len(resp.Kvs)-1].Key), 0))
 	}
@@ -332,7 +334,7 @@ func (m *Mirror[T]) decode(kv *mvccpb.KeyValue) *Entry[T] {
 }
 
 // replace swaps in a fresh listing and reports what differs from before.
-func (m *Mirror[T]) replace(entries trie[T], rev int64) {
+func (m *Mirror[T]) replace(entries trie.Map[Entry[T]], rev int64) {
 	var changes []entryChange[T]
 	if m.opts.onChange != nil {
 		changes = diffEntries(m.state.Load().entries, entries)
@@ -342,16 +344,16 @@ func (m *Mirror[T]) replace(entries trie[T], rev int64) {
 }
 
 // diffEntries lists the changes that turn old into new, sorted by key.
-func diffEntries[T any](old, new trie[T]) []entryChange[T] {
+func diffEntries[T any](old, new trie.Map[Entry[T]]) []entryChange[T] {
 	var changes []entryChange[T]
-	old.each(func(o *Entry[T]) bool {
-		if new.get(o.Key) == nil {
+	old.Each(func(o *Entry[T]) bool {
+		if new.Get(o.Key) == nil {
 			changes = append(changes, entryChange[T]{key: o.Key, old: ptr(*o)})
 		}
 		return true
 	})
-	new.each(func(n *Entry[T]) bool {
-		switch o := old.get(n.Key); {
+	new.Each(func(n *Entry[T]) bool {
+		switch o := old.Get(n.Key); {
 		case o == nil:
 			changes = append(changes, entryChange[T]{key: n.Key, new: ptr(*n)})
 		case o.ModRevision != n.ModRevision:
@@ -363,20 +365,23 @@ func diffEntries[T any](old, new trie[T]) []entryChange[T] {
 	return changes
 }
 
+// entryKey is the key the mirror's trie stores an entry at.
+func entryKey[T any](e *Entry[T]) string { return e.Key }
+
 // ptr returns a pointer to a copy of v.
 func ptr[V any](v V) *V { return &v }
 
 // handle applies whole revisions of changes to a new version of the
 // entries, then publishes it: readers see all of them or none.
 func (m *Mirror[T]) handle(_ context.Context, evs []*clientv3.Event, stall func()) error {
-	ed := m.state.Load().entries.edit()
+	ed := m.state.Load().entries.Edit()
 	var changes []entryChange[T]
 	for _, ev := range evs {
 		if c, ok := m.apply(ed, ev); ok && m.opts.onChange != nil {
 			changes = append(changes, c)
 		}
 	}
-	m.publish(ed.done(), evs[len(evs)-1].Kv.ModRevision, true)
+	m.publish(ed.Done(), evs[len(evs)-1].Kv.ModRevision, true)
 	if len(changes) > 0 {
 		start := time.Now()
 		m.report(changes)
@@ -391,7 +396,7 @@ func (m *Mirror[T]) handle(_ context.Context, evs []*clientv3.Event, stall func(
 
 // apply makes ev's change in ed and says what changed: nothing when a key
 // the mirror does not have is deleted.
-func (m *Mirror[T]) apply(ed *trieEdit[T], ev *clientv3.Event) (entryChange[T], bool) {
+func (m *Mirror[T]) apply(ed *trie.Edit[Entry[T]], ev *clientv3.Event) (entryChange[T], bool) {
 	var c entryChange[T]
 	if ev.Type == mvccpb.PUT {
 		c.new = m.decode(ev.Kv) // nil when it does not decode: the key goes
@@ -401,14 +406,14 @@ func (m *Mirror[T]) apply(ed *trieEdit[T], ev *clientv3.Event) (entryChange[T], 
 	} else {
 		c.key = m.kv.relKey(ev.Kv.Key)
 	}
-	if old := ed.get(c.key); old != nil {
+	if old := ed.Get(c.key); old != nil {
 		c.old = ptr(*old)
 	}
 	switch {
 	case c.new != nil:
-		ed.put(*c.new)
+		ed.Put(*c.new)
 	case c.old != nil:
-		ed.delete(c.key)
+		ed.Delete(c.key)
 		c.key = c.old.Key // the mirror's copy, not a view of ev's bytes
 	}
 	return c, c.old != nil || c.new != nil
@@ -422,7 +427,7 @@ func (m *Mirror[T]) progress(rev int64) {
 // publish makes entries at rev the mirror's state, if rev is newer, and
 // wakes WaitForRevision. A progress notification (newEntries false) keeps
 // List's sorted copy.
-func (m *Mirror[T]) publish(entries trie[T], rev int64, newEntries bool) {
+func (m *Mirror[T]) publish(entries trie.Map[Entry[T]], rev int64, newEntries bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur := m.state.Load()

@@ -612,16 +612,10 @@ func waitEvent(ctx context.Context, c *Client, op, prefix string, rev int64, mat
 
 // waitPause keeps a broken watch from turning into a busy loop.
 func waitPause(ctx context.Context, c *Client, op, prefix string) error {
-	t := time.NewTimer(100 * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return &opError{op: op, key: prefix, err: ctx.Err()}
-	case <-c.ctx.Done():
-		return &opError{op: op, key: prefix, err: ErrClosed}
+	if err := c.sleep(ctx, 100*time.Millisecond); err != nil {
+		return &opError{op: op, key: prefix, err: err}
 	}
+	return nil
 }
 
 // PriorityQueue is a [Queue] whose items are dequeued lowest priority number

@@ -374,16 +374,7 @@ const (
 // keeps the pauses short on a fast cluster and long enough on a loaded one.
 // It fails when ctx is done or the client closes.
 func (c *Client) conflictPause(ctx context.Context, attempt int, roundTrip time.Duration) error {
-	t := time.NewTimer(conflictDelay(attempt, roundTrip))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.ctx.Done():
-		return ErrClosed
-	}
+	return c.sleep(ctx, conflictDelay(attempt, roundTrip))
 }
 
 func conflictDelay(attempt int, roundTrip time.Duration) time.Duration {

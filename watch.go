@@ -12,6 +12,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
 // EventType says what a change did to a key.
@@ -279,9 +281,9 @@ type watchHandler interface {
 
 // watchState is where a watch stands.
 type watchState struct {
-	last    int64 // every change up to this revision was handled
-	fromNow bool  // started without a revision and not yet told which
-	backoff time.Duration
+	last    int64         // every change up to this revision was handled
+	fromNow bool          // started without a revision and not yet told which
+	backoff retry.Backoff // its bounds are set by follow
 }
 
 // next is the revision to resume from; 0 asks the server for "from now".
@@ -328,6 +330,8 @@ func (s watchSpec) open(ctx context.Context, rev int64) watchConn {
 // cannot recover from: a gap ([*CompactedError]), h's own error, or an
 // error retrying cannot fix.
 func (s watchSpec) follow(ctx context.Context, st *watchState, conn watchConn, h watchHandler) error {
+	// A watch that worked is resumed at once, then with growing pauses.
+	st.backoff.Start, st.backoff.Max, st.backoff.Immediate = minWatchBackoff, maxWatchBackoff, true
 	if conn.ch == nil {
 		conn = s.open(ctx, st.next())
 	}
@@ -344,10 +348,9 @@ func (s watchSpec) follow(ctx context.Context, st *watchState, conn watchConn, h
 			if err != nil {
 				s.c.log.Warn("etcdkit: watch interrupted; resuming", "key", s.name, "revision", st.next(), "error", err)
 			}
-			if !sleepCtx(ctx, st.backoff) {
+			if !st.backoff.Sleep(ctx) {
 				return nil
 			}
-			st.backoff = min(max(2*st.backoff, minWatchBackoff), maxWatchBackoff)
 		}
 		conn = s.open(ctx, st.next())
 	}
@@ -401,7 +404,7 @@ func (s watchSpec) check(resp clientv3.WatchResponse) error {
 func (s watchSpec) dispatch(ctx context.Context, st *watchState, resp clientv3.WatchResponse, h watchHandler, stall func()) error {
 	switch {
 	case resp.Created:
-		st.backoff = 0
+		st.backoff.Reset()
 		if st.fromNow {
 			st.fromNow = false
 			st.last = resp.Header.Revision

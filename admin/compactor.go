@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/errs"
 )
 
 // Retention says how much history a [Compactor] keeps: [KeepFor] or
@@ -127,7 +128,7 @@ func (cp *Compactor) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-cp.c.Done():
-			return &opError{op: "compactor", err: etcdkit.ErrClosed}
+			return &errs.Op{Pkg: "admin", Op: "compactor", Err: etcdkit.ErrClosed}
 		case <-t.C:
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/errs"
 )
 
 // DefragReport is what [Defragment] did, member by member, in the order it
@@ -92,7 +93,7 @@ func nextToDefrag(ctx context.Context, c *etcdkit.Client, done map[uint64]bool) 
 		return nil, err
 	}
 	if why := downReasons(r); why != "" {
-		return nil, &opError{op: "defragment", err: fmt.Errorf("%w: %s", ErrMemberDown, why)}
+		return nil, &errs.Op{Pkg: "admin", Op: "defragment", Err: fmt.Errorf("%w: %s", ErrMemberDown, why)}
 	}
 	var leader *Member
 	for i := range r.Members {

@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/errs"
 )
 
 // ErrMemberDown is returned by [Defragment] when a member does not answer,
@@ -18,80 +14,28 @@ import (
 // and with another member down that could cost the cluster its quorum.
 var ErrMemberDown = errors.New("etcdkit: admin: a member is down")
 
-// opError says what was attempted; it unwraps to the sentinel and etcd's
-// original error.
-type opError struct {
-	op  string
-	err error
-}
-
-func (e *opError) Error() string {
-	msg := strings.TrimPrefix(strings.TrimPrefix(e.err.Error(), "etcdkit: "), "admin: ")
-	return "etcdkit: admin: " + e.op + ": " + msg
-}
-func (e *opError) Unwrap() error { return e.err }
-
-// wrap maps an error from clientv3 to the etcdkit sentinel it means, keeping
-// the original: etcdkit's own mapping is not exported, and this package
-// meets only a few of etcd's errors. Context errors and etcdkit errors keep
-// their identity.
+// wrap says what was attempted, with err mapped to the etcdkit sentinel it
+// means by etcdkit's own table. An error the table does not know is taken
+// for an unreachable cluster: the calls of this package fail that way, not
+// for a reason of their own. Context errors and etcdkit errors keep their
+// identity.
 func wrap(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if isOwn(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return &opError{op: op, err: err}
+	if mapped := errs.Map(err); mapped != err || isOwn(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &errs.Op{Pkg: "admin", Op: op, Err: mapped}
 	}
-	return &opError{op: op, err: fmt.Errorf("%w: %w", sentinel(err), err)}
+	return &errs.Op{Pkg: "admin", Op: op, Err: fmt.Errorf("%w: %w", etcdkit.ErrUnavailable, err)}
 }
 
-func isOwn(err error) bool {
-	for _, s := range []error{etcdkit.ErrUnavailable, etcdkit.ErrInvalidArgument, etcdkit.ErrClosed,
-		etcdkit.ErrNoSpace, etcdkit.ErrCompacted, etcdkit.ErrPermissionDenied, etcdkit.ErrAuthFailed,
-		etcdkit.ErrTooManyOps, etcdkit.ErrTooLarge, etcdkit.ErrConflict, etcdkit.ErrNotFound,
-		etcdkit.ErrExists, ErrMemberDown} {
-		if errors.Is(err, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func sentinel(err error) error {
-	switch rpctypes.Error(err) {
-	case rpctypes.ErrNoSpace:
-		return etcdkit.ErrNoSpace
-	case rpctypes.ErrCompacted:
-		return etcdkit.ErrCompacted
-	case rpctypes.ErrTooManyOps:
-		return etcdkit.ErrTooManyOps
-	case rpctypes.ErrRequestTooLarge:
-		return etcdkit.ErrTooLarge
-	case rpctypes.ErrPermissionDenied:
-		return etcdkit.ErrPermissionDenied
-	case rpctypes.ErrInvalidAuthToken, rpctypes.ErrAuthFailed:
-		return etcdkit.ErrAuthFailed
-	case rpctypes.ErrFutureRev, rpctypes.ErrLeaseTTLTooLarge:
-		return etcdkit.ErrInvalidArgument
-	}
-	if st, ok := status.FromError(err); ok {
-		switch st.Code() {
-		case codes.PermissionDenied:
-			return etcdkit.ErrPermissionDenied
-		case codes.Unauthenticated:
-			return etcdkit.ErrAuthFailed
-		case codes.InvalidArgument:
-			return etcdkit.ErrInvalidArgument
-		case codes.Canceled:
-			return etcdkit.ErrClosed
-		}
-	}
-	return etcdkit.ErrUnavailable
-}
+// isOwn reports whether err is already an error of etcdkit's or of this
+// package's.
+func isOwn(err error) bool { return errors.Is(err, ErrMemberDown) || errs.Own(err) }
 
 // invalid is the error of a bad argument, found before anything was sent.
 func invalid(op, format string, args ...any) error {
-	return &opError{op: op, err: fmt.Errorf("%w: %s", etcdkit.ErrInvalidArgument, fmt.Sprintf(format, args...))}
+	return &errs.Op{Pkg: "admin", Op: op, Err: fmt.Errorf("%w: %s", etcdkit.ErrInvalidArgument, fmt.Sprintf(format, args...))}
 }
 
 // checkClient refuses a nil or closed client before anything is sent.
@@ -101,7 +45,7 @@ func checkClient(op string, c *etcdkit.Client) error {
 	}
 	select {
 	case <-c.Done():
-		return &opError{op: op, err: etcdkit.ErrClosed}
+		return &errs.Op{Pkg: "admin", Op: op, Err: etcdkit.ErrClosed}
 	default:
 		return nil
 	}

@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/errs"
 )
 
 // record is one line of an export: a key, its value, and its lease's
@@ -276,9 +277,9 @@ func (im *importer) write(ctx context.Context, recs []record) error {
 	}
 	if !resp.Succeeded {
 		if im.rev == 0 {
-			return &opError{op: "import", err: fmt.Errorf("%w: keys exist under %q", etcdkit.ErrExists, im.o.prefix)}
+			return &errs.Op{Pkg: "admin", Op: "import", Err: fmt.Errorf("%w: keys exist under %q", etcdkit.ErrExists, im.o.prefix)}
 		}
-		return &opError{op: "import", err: fmt.Errorf("%w: another writer wrote under %q", etcdkit.ErrConflict, im.o.prefix)}
+		return &errs.Op{Pkg: "admin", Op: "import", Err: fmt.Errorf("%w: another writer wrote under %q", etcdkit.ErrConflict, im.o.prefix)}
 	}
 	im.rev = resp.Header.Revision
 	return nil

@@ -3,11 +3,11 @@ package discovery
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/errs"
 )
 
 // InstanceOf is one instance of a service: where it listens, and metadata
@@ -76,10 +76,10 @@ func validID(id string) bool { return id != "" && !strings.Contains(id, "/") }
 // resolves the keys under "svc/").
 func checkService(op, service string) error {
 	if service == "" {
-		return &opError{op: op, err: fmt.Errorf("%w: empty service name", etcdkit.ErrInvalidArgument)}
+		return &errs.Op{Op: op, Err: fmt.Errorf("%w: empty service name", etcdkit.ErrInvalidArgument)}
 	}
 	if strings.HasPrefix(service, "/") || strings.HasSuffix(service, "/") {
-		return &opError{op: op, key: service, err: fmt.Errorf("%w: service name %q starts or ends with '/'", etcdkit.ErrInvalidArgument, service)}
+		return &errs.Op{Op: op, Key: service, Err: fmt.Errorf("%w: service name %q starts or ends with '/'", etcdkit.ErrInvalidArgument, service)}
 	}
 	return nil
 }
@@ -92,41 +92,18 @@ func checkInstance[M any](op, service string, inst InstanceOf[M]) error {
 	key := service + "/" + inst.ID
 	switch {
 	case inst.ID == "":
-		return &opError{op: op, key: key, err: fmt.Errorf("%w: empty instance ID", etcdkit.ErrInvalidArgument)}
+		return &errs.Op{Op: op, Key: key, Err: fmt.Errorf("%w: empty instance ID", etcdkit.ErrInvalidArgument)}
 	case strings.Contains(inst.ID, "/"):
-		return &opError{op: op, key: key, err: fmt.Errorf("%w: instance ID %q contains '/'", etcdkit.ErrInvalidArgument, inst.ID)}
+		return &errs.Op{Op: op, Key: key, Err: fmt.Errorf("%w: instance ID %q contains '/'", etcdkit.ErrInvalidArgument, inst.ID)}
 	case inst.Addr == "":
-		return &opError{op: op, key: key, err: fmt.Errorf("%w: instance %q has an empty Addr", etcdkit.ErrInvalidArgument, inst.ID)}
+		return &errs.Op{Op: op, Key: key, Err: fmt.Errorf("%w: instance %q has an empty Addr", etcdkit.ErrInvalidArgument, inst.ID)}
 	case strings.IndexFunc(inst.Addr, badAddrRune) >= 0:
-		return &opError{op: op, key: key, err: fmt.Errorf("%w: instance %q has an address with a space or control character: %q", etcdkit.ErrInvalidArgument, inst.ID, inst.Addr)}
+		return &errs.Op{Op: op, Key: key, Err: fmt.Errorf("%w: instance %q has an address with a space or control character: %q", etcdkit.ErrInvalidArgument, inst.ID, inst.Addr)}
 	case !inst.Health.Status.valid():
-		return &opError{op: op, key: key, err: fmt.Errorf("%w: instance %q has status %d", etcdkit.ErrInvalidArgument, inst.ID, uint8(inst.Health.Status))}
+		return &errs.Op{Op: op, Key: key, Err: fmt.Errorf("%w: instance %q has status %d", etcdkit.ErrInvalidArgument, inst.ID, uint8(inst.Health.Status))}
 	}
 	return nil
 }
 
 // badAddrRune reports whether r has no place in an address a client dials.
 func badAddrRune(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
-
-// opError says what was attempted and on which key, like etcdkit's own
-// errors, and unwraps to the cause.
-type opError struct {
-	op, key string
-	err     error
-}
-
-func (e *opError) Error() string {
-	var b strings.Builder
-	b.WriteString("etcdkit: ")
-	b.WriteString(e.op)
-	if e.key != "" {
-		b.WriteByte(' ')
-		b.WriteString(strconv.Quote(e.key))
-	}
-	b.WriteString(": ")
-	// The cause is usually an etcdkit error that already names the key.
-	b.WriteString(strings.TrimPrefix(e.err.Error(), "etcdkit: "))
-	return b.String()
-}
-
-func (e *opError) Unwrap() error { return e.err }

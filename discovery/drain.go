@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/errs"
+	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
 // DeregisterCriticalAfter deregisters the instance once it has been
@@ -36,7 +38,7 @@ func DeregisterCriticalAfter(d time.Duration) RegisterOption {
 // when the registration was closed already.
 func (r *Registration) Drain(ctx context.Context, d time.Duration) error {
 	if r.closed() {
-		return &opError{op: "drain", key: r.key, err: etcdkit.ErrClosed}
+		return &errs.Op{Op: "drain", Key: r.key, Err: etcdkit.ErrClosed}
 	}
 	r.mu.Lock()
 	r.draining = true
@@ -44,15 +46,15 @@ func (r *Registration) Drain(ctx context.Context, d time.Duration) error {
 	r.mu.Unlock()
 	err := r.waitStored(ctx, version)
 	if errors.Is(err, etcdkit.ErrClosed) {
-		return &opError{op: "drain", key: r.key, err: err}
+		return &errs.Op{Op: "drain", Key: r.key, Err: err}
 	}
-	if err == nil && !sleep(ctx, d) {
+	if err == nil && !retry.Sleep(ctx, d) {
 		err = ctx.Err()
 	}
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
 		defer cancel()
-		return errors.Join(&opError{op: "drain", key: r.key, err: err}, r.Close(cctx))
+		return errors.Join(&errs.Op{Op: "drain", Key: r.key, Err: err}, r.Close(cctx))
 	}
 	return r.Close(ctx)
 }
@@ -96,7 +98,7 @@ func (r *Registration) expireAt(ctx context.Context, at time.Time, changed <-cha
 	if r.health.Status != Critical || !r.health.Since.Add(r.criticalAfter).Equal(at) {
 		return false
 	}
-	r.err = &opError{op: "deregister", key: r.key, err: fmt.Errorf("%w: critical for %v: %s", etcdkit.ErrClosed, r.criticalAfter, r.health.Output)}
+	r.err = &errs.Op{Op: "deregister", Key: r.key, Err: fmt.Errorf("%w: critical for %v: %s", etcdkit.ErrClosed, r.criticalAfter, r.health.Output)}
 	r.stop()
 	return true
 }

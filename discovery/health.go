@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/errs"
 )
 
 // SetStatus sets the instance's status by hand, with output saying why
@@ -28,17 +29,17 @@ import (
 // holds the key, nothing is written: SetStatus waits for ctx.
 func (r *Registration) SetStatus(ctx context.Context, s Status, output string) error {
 	if !s.valid() {
-		return &opError{op: "set status", key: r.key, err: fmt.Errorf("%w: status %d", etcdkit.ErrInvalidArgument, uint8(s))}
+		return &errs.Op{Op: "set status", Key: r.key, Err: fmt.Errorf("%w: status %d", etcdkit.ErrInvalidArgument, uint8(s))}
 	}
 	if r.closed() {
-		return &opError{op: "set status", key: r.key, err: etcdkit.ErrClosed}
+		return &errs.Op{Op: "set status", Key: r.key, Err: etcdkit.ErrClosed}
 	}
 	r.mu.Lock()
 	r.manual = Health{Status: s, Output: output}
 	version := r.recompute()
 	r.mu.Unlock()
 	if err := r.waitStored(ctx, version); err != nil {
-		return &opError{op: "set status", key: r.key, err: err}
+		return &errs.Op{Op: "set status", Key: r.key, Err: err}
 	}
 	return nil
 }
@@ -71,7 +72,7 @@ func (r *Registration) Err() error {
 	}
 	select {
 	case <-r.c.Done():
-		return &opError{op: "register", key: r.key, err: etcdkit.ErrClosed}
+		return &errs.Op{Op: "register", Key: r.key, Err: etcdkit.ErrClosed}
 	default:
 		return nil
 	}

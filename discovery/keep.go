@@ -8,6 +8,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
 // hold keeps the instance at its key while lease lives: it follows the key
@@ -19,7 +20,7 @@ func (r *Registration) hold(ctx context.Context, lease *etcdkit.Lease, rev int64
 	defer cancel()
 	stop := afterDone(lease.Done(), cancel)
 	defer stop()
-	pause := minRetryPause
+	pause := retry.Backoff{Start: minRetryPause, Max: maxRetryPause}
 	for {
 		seen, err := r.follow(ctx, lease, rev)
 		if ctx.Err() != nil || errors.Is(err, etcdkit.ErrClosed) {
@@ -27,16 +28,15 @@ func (r *Registration) hold(ctx context.Context, lease *etcdkit.Lease, rev int64
 		}
 		if seen {
 			// The watch worked: only a failure since calls for a pause.
-			pause = minRetryPause
+			pause.Reset()
 		}
 		// The watch could not go on (its revisions were compacted during
 		// a restart, say), or a put back failed and may still have been
 		// applied: pause, then read the key to learn where it stands.
 		for {
-			if !sleep(ctx, pause) {
+			if !pause.Sleep(ctx) {
 				return
 			}
-			pause = min(2*pause, maxRetryPause)
 			if rev, err = r.sync(ctx, lease); err == nil {
 				break
 			}

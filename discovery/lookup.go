@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/errs"
 )
 
 // LookupOption changes what [Lookup] returns; [WithStatus] is one.
@@ -45,10 +46,10 @@ func LookupOf[M any](ctx context.Context, c *etcdkit.Client, service string, opt
 		}
 	}
 	if c == nil {
-		return nil, &opError{op: "lookup", key: service, err: fmt.Errorf("%w: nil client", etcdkit.ErrInvalidArgument)}
+		return nil, &errs.Op{Op: "lookup", Key: service, Err: fmt.Errorf("%w: nil client", etcdkit.ErrInvalidArgument)}
 	}
 	if o.filter != nil && o.filter.err != nil {
-		return nil, &opError{op: "lookup", key: service, err: o.filter.err}
+		return nil, &errs.Op{Op: "lookup", Key: service, Err: o.filter.err}
 	}
 	found := []InstanceOf[M]{}
 	var bad []error
@@ -62,7 +63,7 @@ func LookupOf[M any](ctx context.Context, c *etcdkit.Client, service string, opt
 			// Declared here, on the error path only: it escapes.
 			var de *etcdkit.DecodeError
 			if !errors.As(err, &de) {
-				return nil, &opError{op: "lookup", key: service, err: err}
+				return nil, &errs.Op{Op: "lookup", Key: service, Err: err}
 			}
 			if validID(de.Key) { // else it belongs to a nested service
 				bad = append(bad, err)
@@ -70,7 +71,7 @@ func LookupOf[M any](ctx context.Context, c *etcdkit.Client, service string, opt
 		}
 	}
 	if len(bad) > 0 {
-		return found, &opError{op: "lookup", key: service, err: errors.Join(bad...)}
+		return found, &errs.Op{Op: "lookup", Key: service, Err: errors.Join(bad...)}
 	}
 	return found, nil
 }

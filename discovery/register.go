@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/errs"
+	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
 // DefaultTTL is the lease TTL of a registration without [WithTTL]: an
@@ -139,7 +141,7 @@ func RegisterOf[M any](ctx context.Context, c *etcdkit.Client, service string, i
 	}
 	key := service + "/" + inst.ID
 	if err := o.check(c); err != nil {
-		return nil, &opError{op: "register", key: key, err: err}
+		return nil, &errs.Op{Op: "register", Key: key, Err: err}
 	}
 	encode := func(h *Health) ([]byte, error) {
 		return recordCodec[M]{}.Encode(record[M]{Addr: inst.Addr, Metadata: inst.Metadata, Health: h})
@@ -160,11 +162,11 @@ func RegisterOf[M any](ctx context.Context, c *etcdkit.Client, service string, i
 		r.checks = append(r.checks, &check{spec: spec})
 	}
 	if err := r.start(inst.Health); err != nil {
-		return nil, &opError{op: "register", key: key, err: fmt.Errorf("%w: encode: %w", etcdkit.ErrInvalidArgument, err)}
+		return nil, &errs.Op{Op: "register", Key: key, Err: fmt.Errorf("%w: encode: %w", etcdkit.ErrInvalidArgument, err)}
 	}
 	lease, rev, err := r.register(ctx)
 	if err != nil {
-		return nil, &opError{op: "register", key: r.key, err: err}
+		return nil, &errs.Op{Op: "register", Key: r.key, Err: err}
 	}
 	r.lease = lease
 	var loopCtx context.Context
@@ -229,7 +231,7 @@ func (r *Registration) Close(ctx context.Context) error {
 			return // lost or ended with the client: nothing holds the key
 		}
 		if err := lease.Revoke(ctx); err != nil && !errors.Is(err, etcdkit.ErrClosed) {
-			r.closeErr = &opError{op: "deregister", key: r.key, err: err}
+			r.closeErr = &errs.Op{Op: "deregister", Key: r.key, Err: err}
 		}
 	})
 	return r.closeErr
@@ -294,7 +296,7 @@ func (r *Registration) reregister(ctx context.Context) (*etcdkit.Lease, int64) {
 	r.mu.Lock()
 	r.lease = nil
 	r.mu.Unlock()
-	pause := minRetryPause
+	pause := retry.Backoff{Start: minRetryPause, Max: maxRetryPause}
 	for {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		lease, rev, err := r.register(actx)
@@ -306,22 +308,9 @@ func (r *Registration) reregister(ctx context.Context) (*etcdkit.Lease, int64) {
 			r.mu.Unlock()
 			return lease, rev
 		}
-		if errors.Is(err, etcdkit.ErrClosed) || !sleep(ctx, pause) {
+		if errors.Is(err, etcdkit.ErrClosed) || !pause.Sleep(ctx) {
 			return nil, 0
 		}
-		pause = min(2*pause, maxRetryPause)
-	}
-}
-
-// sleep waits for d, and reports false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/resolver"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/errs"
+	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
 // Scheme is the URI scheme of the targets [NewResolver]'s builder
@@ -55,9 +57,9 @@ func NewResolver(c *etcdkit.Client, opts ...ResolverOption) (resolver.Builder, e
 	}
 	switch {
 	case c == nil:
-		return nil, &opError{op: "new resolver", err: fmt.Errorf("%w: nil client", etcdkit.ErrInvalidArgument)}
+		return nil, &errs.Op{Op: "new resolver", Err: fmt.Errorf("%w: nil client", etcdkit.ErrInvalidArgument)}
 	case o.filter.err != nil:
-		return nil, &opError{op: "new resolver", err: o.filter.err}
+		return nil, &errs.Op{Op: "new resolver", Err: o.filter.err}
 	}
 	return &builder{c: c, filter: o.filter}, nil
 }
@@ -108,7 +110,7 @@ func (r *etcdResolver) Close() {
 // run makes the set, retrying until etcd answers, then waits for the end.
 func (r *etcdResolver) run(ctx context.Context, b *builder, service string) {
 	defer close(r.done)
-	pause := minRetryPause
+	pause := retry.Backoff{Start: minRetryPause, Max: maxRetryPause}
 	for {
 		set, err := NewSetOf(ctx, b.c, service,
 			setOptionFunc[json.RawMessage](func(o *setOptions[json.RawMessage]) { o.filter = b.filter }),
@@ -126,9 +128,8 @@ func (r *etcdResolver) run(ctx context.Context, b *builder, service string) {
 			return
 		case <-ctx.Done():
 			return
-		case <-time.After(pause):
+		case <-time.After(pause.Next()):
 		}
-		pause = min(2*pause, maxRetryPause)
 	}
 }
 

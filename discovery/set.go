@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/internal/errs"
 )
 
 // SetOption changes how [NewSetOf] follows a service.
@@ -80,7 +81,7 @@ func NewSetOf[M any](ctx context.Context, c *etcdkit.Client, service string, opt
 		return nil, err
 	}
 	if c == nil {
-		return nil, &opError{op: "follow", key: service, err: fmt.Errorf("%w: nil client", etcdkit.ErrInvalidArgument)}
+		return nil, &errs.Op{Op: "follow", Key: service, Err: fmt.Errorf("%w: nil client", etcdkit.ErrInvalidArgument)}
 	}
 	s := &SetOf[M]{state: map[string]etcdkit.Entry[record[M]]{}}
 	for _, opt := range opts {
@@ -91,13 +92,13 @@ func NewSetOf[M any](ctx context.Context, c *etcdkit.Client, service string, opt
 	// Holding mu until the first listing is taken makes the mirror's
 	// first changes wait, so that they come after it.
 	if f := s.opts.filter; f != nil && f.err != nil {
-		return nil, &opError{op: "follow", key: service, err: f.err}
+		return nil, &errs.Op{Op: "follow", Key: service, Err: f.err}
 	}
 	s.order.Lock()
 	defer s.order.Unlock()
 	m, err := instances[M](c, service).Mirror(ctx, etcdkit.OnEntryChange(s.changed))
 	if err != nil {
-		return nil, &opError{op: "follow", key: service, err: err}
+		return nil, &errs.Op{Op: "follow", Key: service, Err: err}
 	}
 	s.mirror = m
 	var first []etcdkit.Entry[record[M]]

@@ -1,4 +1,4 @@
-package etcdkit
+package zapslog
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 func TestZapToSlog(t *testing.T) {
 	var buf bytes.Buffer
 	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	z := zapToSlog(l).Named("etcd-client").With(zap.String("endpoint", "e1"))
+	z := New(l).Named("etcd-client").With(zap.String("endpoint", "e1"))
 	z.Debug("hidden", zap.Int("n", 1))
 	z.Warn("retrying", zap.Error(errors.New("boom")), zap.Int("attempt", 3))
 	out := buf.String()
@@ -28,8 +28,8 @@ func TestZapToSlog(t *testing.T) {
 }
 
 func TestZapToSlog_DiscardByDefault(t *testing.T) {
-	cfg := Config{}.withDefaults()
-	z := zapToSlog(cfg.Logger)
+	// The logger a Config without one gets.
+	z := New(slog.New(slog.DiscardHandler))
 	if z.Core().Enabled(zap.ErrorLevel) {
 		t.Error("the default logger is not silent")
 	}

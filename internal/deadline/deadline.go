@@ -1,4 +1,6 @@
-package etcdkit
+// Package deadline bounds requests whose context has no deadline, with
+// deadlines shared by the requests that start close together.
+package deadline
 
 import (
 	"context"
@@ -6,7 +8,7 @@ import (
 	"time"
 )
 
-// deadlines bounds calls whose ctx has no deadline by RequestTimeout, without
+// Bounds bounds calls whose ctx has no deadline by RequestTimeout, without
 // paying for a timer per call. context.WithTimeout allocates a timer and a
 // cancel context for every request; instead, calls that start within the same
 // bucketWidth share one context that ends at the end of their bucket, so each
@@ -17,7 +19,7 @@ import (
 // its own for every request. The call is still bounded, by the client: gRPC
 // cancels the stream when the context ends, and the error is
 // context.DeadlineExceeded.
-type deadlines struct {
+type Bounds struct {
 	timeout time.Duration
 	parent  context.Context // the client's lifetime: Close ends every bucket
 	cur     atomic.Pointer[bucket]
@@ -34,9 +36,18 @@ const bucketWidth = 10 * time.Millisecond
 
 func noop() {}
 
-// bound returns ctx bounded by the request timeout and the function to call
+// New returns the Bounds of requests that may take timeout, all ended when
+// parent ends.
+func New(parent context.Context, timeout time.Duration) *Bounds {
+	return &Bounds{timeout: timeout, parent: parent}
+}
+
+// Timeout returns how long a request may take.
+func (d *Bounds) Timeout() time.Duration { return d.timeout }
+
+// Bound returns ctx bounded by the request timeout and the function to call
 // when the request is done.
-func (d *deadlines) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+func (d *Bounds) Bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return ctx, noop
 	}
@@ -51,7 +62,7 @@ func (d *deadlines) bound(ctx context.Context) (context.Context, context.CancelF
 	return &boundCtx{Context: b.ctx, values: ctx}, noop
 }
 
-func (d *deadlines) bucket() *bucket {
+func (d *Bounds) bucket() *bucket {
 	need := time.Now().Add(d.timeout)
 	for {
 		b := d.cur.Load()
@@ -70,7 +81,7 @@ func (d *deadlines) bucket() *bucket {
 }
 
 // boundCtx is a view of a bucket's context: it ends with it but reports no
-// deadline (see deadlines), and it answers Value from the caller's ctx
+// deadline (see Bounds), and it answers Value from the caller's ctx
 // first, so request metadata survives.
 type boundCtx struct {
 	context.Context
@@ -86,4 +97,13 @@ func (c *boundCtx) Value(key any) any {
 		}
 	}
 	return c.Context.Value(key)
+}
+
+// Remaining is how long is left before ctx's deadline, or def when it has
+// none.
+func Remaining(ctx context.Context, def time.Duration) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return time.Until(dl)
+	}
+	return def
 }

@@ -1,4 +1,4 @@
-package etcdkit
+package deadline
 
 import (
 	"context"
@@ -13,19 +13,19 @@ func TestBound(t *testing.T) {
 	const timeout = 2 * time.Second
 	life, end := context.WithCancel(context.Background())
 	defer end()
-	d := &deadlines{timeout: timeout, parent: life}
+	d := New(life, timeout)
 
 	t.Run("no deadline: ends within a bucket of the timeout, without reporting a deadline", func(t *testing.T) {
 		life, end := context.WithCancel(context.Background())
 		defer end()
 		const short = 100 * time.Millisecond
-		d := &deadlines{timeout: short, parent: life}
+		d := New(life, short)
 		for name, parent := range map[string]context.Context{
 			"background":  context.Background(),
 			"with values": context.WithValue(context.Background(), ctxKey{}, "v"),
 		} {
 			start := time.Now()
-			ctx, cancel := d.bound(parent)
+			ctx, cancel := d.Bound(parent)
 			if _, ok := ctx.Deadline(); ok {
 				t.Errorf("%s: the bounded ctx reports a deadline, which gRPC would send to the server", name)
 			}
@@ -43,7 +43,7 @@ func TestBound(t *testing.T) {
 	t.Run("an existing deadline is kept", func(t *testing.T) {
 		parent, c := context.WithTimeout(context.Background(), time.Hour)
 		defer c()
-		ctx, cancel := d.bound(parent)
+		ctx, cancel := d.Bound(parent)
 		defer cancel()
 		if ctx != parent {
 			t.Error("a ctx with a deadline was replaced")
@@ -51,7 +51,7 @@ func TestBound(t *testing.T) {
 	})
 	t.Run("a cancellable ctx stays cancellable", func(t *testing.T) {
 		parent, c := context.WithCancel(context.Background())
-		ctx, cancel := d.bound(parent)
+		ctx, cancel := d.Bound(parent)
 		defer cancel()
 		if _, ok := ctx.Deadline(); !ok {
 			t.Error("no deadline")
@@ -64,7 +64,7 @@ func TestBound(t *testing.T) {
 	})
 	t.Run("values survive", func(t *testing.T) {
 		parent := context.WithValue(context.Background(), ctxKey{}, "v")
-		ctx, cancel := d.bound(parent)
+		ctx, cancel := d.Bound(parent)
 		defer cancel()
 		if ctx.Value(ctxKey{}) != "v" {
 			t.Error("value lost")
@@ -77,16 +77,16 @@ func TestBound(t *testing.T) {
 		}
 	})
 	t.Run("calls in one bucket share a context", func(t *testing.T) {
-		a, _ := d.bound(context.Background())
-		b, _ := d.bound(context.Background())
+		a, _ := d.Bound(context.Background())
+		b, _ := d.Bound(context.Background())
 		if a != b && a.Done() == b.Done() {
 			t.Error("one bucket but two contexts: a call without values allocated")
 		}
 	})
 	t.Run("closing the client ends every bucket", func(t *testing.T) {
 		life, end := context.WithCancel(context.Background())
-		d := &deadlines{timeout: time.Hour, parent: life}
-		ctx, _ := d.bound(context.WithValue(context.Background(), ctxKey{}, 1))
+		d := New(life, time.Hour)
+		ctx, _ := d.Bound(context.WithValue(context.Background(), ctxKey{}, 1))
 		end()
 		select {
 		case <-ctx.Done():
@@ -98,11 +98,11 @@ func TestBound(t *testing.T) {
 
 // BenchmarkBound compares the shared-deadline bound with a timer per call.
 func BenchmarkBound(b *testing.B) {
-	d := &deadlines{timeout: 5 * time.Second, parent: context.Background()}
+	d := New(context.Background(), 5*time.Second)
 	b.Run("shared", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			ctx, cancel := d.bound(context.Background())
+			ctx, cancel := d.Bound(context.Background())
 			_ = ctx
 			cancel()
 		}

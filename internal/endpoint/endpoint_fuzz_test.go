@@ -1,4 +1,4 @@
-package etcdkit
+package endpoint
 
 import (
 	"strings"
@@ -13,7 +13,7 @@ func FuzzParseEndpoint(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		e, err := parseEndpoint(s)
+		e, err := Parse(s)
 		if err != nil {
 			if !strings.Contains(err.Error(), "endpoint") {
 				t.Fatalf("error %q does not say it is about an endpoint", err)

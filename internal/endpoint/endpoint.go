@@ -1,4 +1,6 @@
-package etcdkit
+// Package endpoint parses etcd client URLs the way clientv3 does, and dials
+// them itself to explain why one does not answer.
+package endpoint
 
 import (
 	"bytes"
@@ -9,20 +11,22 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
-	"time"
 )
 
-// endpoint is a parsed etcd client URL, interpreted the way clientv3 does.
-type endpoint struct {
+// Endpoint is a parsed etcd client URL, interpreted the way clientv3 does.
+type Endpoint struct {
 	raw     string
 	network string // "tcp" or "unix"
 	addr    string
 	scheme  string // "", "http", "https", "unix", "unixs"
 }
 
-func parseEndpoint(ep string) (endpoint, error) {
-	e := endpoint{raw: ep, network: "tcp"}
+// Parse parses an etcd client URL: host:port, http(s)://host:port or
+// unix(s)://path. Its errors name the endpoint.
+func Parse(ep string) (Endpoint, error) {
+	e := Endpoint{raw: ep, network: "tcp"}
 	switch {
 	case ep == "":
 		return e, errors.New("empty endpoint")
@@ -46,7 +50,7 @@ func parseEndpoint(ep string) (endpoint, error) {
 }
 
 // usesTLS reports whether clientv3 will speak TLS to this endpoint.
-func (e endpoint) usesTLS(cfg *tls.Config) bool {
+func (e Endpoint) usesTLS(cfg *tls.Config) bool {
 	switch e.scheme {
 	case "https", "unixs":
 		return true
@@ -56,9 +60,9 @@ func (e endpoint) usesTLS(cfg *tls.Config) bool {
 	return cfg != nil
 }
 
-// probe dials the endpoint itself so that a failure can be explained: refused,
+// Probe dials the endpoint itself so that a failure can be explained: refused,
 // timed out, no such host, TLS mismatch. gRPC would only say "deadline exceeded".
-func (e endpoint) probe(ctx context.Context, tlsCfg *tls.Config) error {
+func (e Endpoint) Probe(ctx context.Context, tlsCfg *tls.Config) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, e.network, e.addr)
 	if err != nil {
@@ -82,7 +86,7 @@ func (e endpoint) probe(ctx context.Context, tlsCfg *tls.Config) error {
 
 // speaksTLS reports whether the endpoint completes a TLS handshake, whatever
 // its certificate: a server that hangs up on plain text may just want TLS.
-func (e endpoint) speaksTLS(ctx context.Context) bool {
+func (e Endpoint) speaksTLS(ctx context.Context) bool {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, e.network, e.addr)
 	if err != nil {
@@ -94,7 +98,7 @@ func (e endpoint) speaksTLS(ctx context.Context) bool {
 	return tc.HandshakeContext(ctx) == nil
 }
 
-func (e endpoint) probeTLS(ctx context.Context, conn net.Conn, cfg *tls.Config) error {
+func (e Endpoint) probeTLS(ctx context.Context, conn net.Conn, cfg *tls.Config) error {
 	if cfg == nil {
 		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
@@ -179,19 +183,36 @@ func isTimeout(err error) bool {
 
 var errTimeout = errors.New("timeout")
 
-// endpointError names one endpoint and why it failed.
-type endpointError struct {
-	endpoint string
-	err      error
+// Error names one endpoint and why it failed.
+type Error struct {
+	Endpoint string
+	Err      error
 }
 
-func (e *endpointError) Error() string { return e.endpoint + ": " + e.err.Error() }
-func (e *endpointError) Unwrap() error { return e.err }
+func (e *Error) Error() string { return e.Endpoint + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
 
-// remaining is how long is left before ctx's deadline, or def.
-func remaining(ctx context.Context, def time.Duration) time.Duration {
-	if dl, ok := ctx.Deadline(); ok {
-		return time.Until(dl)
+// ProbeAll probes every endpoint at once, and returns those that answer and,
+// in the same order as endpoints, an [*Error] for each that does not.
+// Every endpoint must have parsed.
+func ProbeAll(ctx context.Context, endpoints []string, tlsCfg *tls.Config) (reachable []string, failed []error) {
+	errs := make([]error, len(endpoints))
+	var wg sync.WaitGroup
+	for i, raw := range endpoints {
+		wg.Go(func() {
+			ep, _ := Parse(raw) // validated already
+			if err := ep.Probe(ctx, tlsCfg); err != nil {
+				errs[i] = &Error{Endpoint: raw, Err: err}
+			}
+		})
 	}
-	return def
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, err)
+		} else {
+			reachable = append(reachable, endpoints[i])
+		}
+	}
+	return reachable, failed
 }

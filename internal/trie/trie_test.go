@@ -1,4 +1,4 @@
-package etcdkit
+package trie
 
 import (
 	"fmt"
@@ -7,6 +7,15 @@ import (
 	"slices"
 	"testing"
 )
+
+// entry is a value that holds its key, as the Mirror's entries do.
+type entry struct {
+	Key   string
+	Value int
+	Batch int
+}
+
+func newTestMap() Map[entry] { return New(func(e *entry) string { return e.Key }) }
 
 // TestTrie applies random puts and deletes in batches to a trie and to a Go
 // map, and checks after each batch that the trie holds exactly the map and
@@ -26,28 +35,28 @@ func TestTrie(t *testing.T) {
 	for name, h := range hashes {
 		t.Run(name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, uint64(len(name))))
-			tr := newTrie[int]()
+			tr := newTestMap()
 			tr.testHash = h
 			model := map[string]int{}
 			type version struct {
-				t     trie[int]
+				t     Map[entry]
 				model map[string]int
 			}
 			var versions []version
 			for batch := range 200 {
-				ed := tr.edit()
+				ed := tr.Edit()
 				for range 1 + r.IntN(40) {
 					key := fmt.Sprintf("k%d", r.IntN(300))
 					if r.IntN(3) == 0 {
-						ed.delete(key)
+						ed.Delete(key)
 						delete(model, key)
 					} else {
 						v := r.Int()
-						ed.put(Entry[int]{Key: key, Value: v, ModRevision: int64(batch)})
+						ed.Put(entry{Key: key, Value: v, Batch: batch})
 						model[key] = v
 					}
 				}
-				tr = ed.done()
+				tr = ed.Done()
 				checkTrie(t, tr, model)
 				versions = append(versions, version{tr, maps.Clone(model)})
 			}
@@ -62,54 +71,54 @@ func TestTrie(t *testing.T) {
 
 // TestTrieEmptied deletes every key: the trie ends with an empty root.
 func TestTrieEmptied(t *testing.T) {
-	tr := newTrie[int]()
-	ed := tr.edit()
+	tr := newTestMap()
+	ed := tr.Edit()
 	for i := range 1000 {
-		ed.put(Entry[int]{Key: fmt.Sprint(i), Value: i})
+		ed.Put(entry{Key: fmt.Sprint(i), Value: i})
 	}
-	tr = ed.done()
-	ed = tr.edit()
+	tr = ed.Done()
+	ed = tr.Edit()
 	for i := range 1000 {
-		ed.delete(fmt.Sprint(i))
+		ed.Delete(fmt.Sprint(i))
 	}
-	empty := ed.done()
+	empty := ed.Done()
 	if empty.len != 0 || empty.root.nodeMap != 0 || len(empty.root.leaves) != 0 || len(empty.root.nodes) != 0 {
 		t.Errorf("after deleting every key: len %d, root %+v; want an empty root", empty.len, *empty.root)
 	}
-	if tr.len != 1000 || tr.get("999") == nil {
+	if tr.len != 1000 || tr.Get("999") == nil {
 		t.Errorf("the version before the deletes has len %d, want 1000 with key 999", tr.len)
 	}
 }
 
-func checkTrie(t *testing.T, tr trie[int], model map[string]int) {
+func checkTrie(t *testing.T, tr Map[entry], model map[string]int) {
 	t.Helper()
 	if !equalTrie(tr, model) {
 		var got []string
-		tr.each(func(e *Entry[int]) bool { got = append(got, fmt.Sprintf("%s=%d", e.Key, e.Value)); return true })
+		tr.Each(func(e *entry) bool { got = append(got, fmt.Sprintf("%s=%d", e.Key, e.Value)); return true })
 		slices.Sort(got)
 		t.Fatalf("trie (len %d) = %v, want %d keys %v", tr.len, got, len(model), model)
 	}
 	for i := range 50 {
 		key := fmt.Sprintf("missing%d", i)
-		if tr.get(key) != nil {
+		if tr.Get(key) != nil {
 			t.Fatalf("get(%q) found an entry that was never put", key)
 		}
 	}
 }
 
 // equalTrie says whether tr holds exactly model, checked both ways.
-func equalTrie(tr trie[int], model map[string]int) bool {
+func equalTrie(tr Map[entry], model map[string]int) bool {
 	if tr.len != len(model) {
 		return false
 	}
 	for k, v := range model {
-		if e := tr.get(k); e == nil || e.Value != v {
+		if e := tr.Get(k); e == nil || e.Value != v {
 			return false
 		}
 	}
 	n := 0
 	ok := true
-	tr.each(func(e *Entry[int]) bool {
+	tr.Each(func(e *entry) bool {
 		n++
 		v, in := model[e.Key]
 		ok = in && v == e.Value

@@ -1,34 +1,38 @@
-package etcdkit
+// Package trie is a persistent hash map from string keys to values: a hash
+// array mapped trie whose versions are never changed once made, so readers
+// need no lock.
+package trie
 
 import (
 	"hash/maphash"
 	"math/bits"
 )
 
-// trie is the Mirror's store: a persistent hash map from keys to entries
-// (a hash array mapped trie). A trie value is never changed once published,
+// Map is a persistent hash map from string keys to values of type V, each
+// value holding its own key (a hash array mapped trie). A Map value is never changed once published,
 // so any number of readers can use it at once with no lock and no write to
 // shared memory, and a new version made by an edit shares every part the
-// edit did not touch. That is what lets Mirror.Get scale with the cores
+// edit did not touch. That is what lets the Mirror's Get scale with the cores
 // while each reader still sees whole revisions: it reads one version.
 //
 // Each node maps 5 bits of the key's hash to up to 32 slots, each holding
-// one entry inline or a sub-node. Keys whose 64 bits of hash are all equal
+// one value inline or a sub-node. Keys whose 64 bits of hash are all equal
 // end in a collision node, searched linearly.
-type trie[T any] struct {
-	root *trieNode[T]
-	len  int
-	seed maphash.Seed
+type Map[V any] struct {
+	root  *node[V]
+	len   int
+	seed  maphash.Seed
+	keyOf func(*V) string // the key a value is stored at
 
 	testHash func(string) uint64 // replaces maphash in tests that need collisions
 }
 
-type trieNode[T any] struct {
-	owner   *trieEditor // the edit that may still change this node in place
-	nodeMap uint32      // slots holding a sub-node
-	leafMap uint32      // slots holding an entry
-	nodes   []*trieNode[T]
-	leaves  []Entry[T] // inline: no allocation and no pointer per entry
+type node[V any] struct {
+	owner   *editor // the edit that may still change this node in place
+	nodeMap uint32  // slots holding a sub-node
+	leafMap uint32  // slots holding a value
+	nodes   []*node[V]
+	leaves  []V // inline: no allocation and no pointer per value
 }
 
 const (
@@ -37,15 +41,20 @@ const (
 	trieDepth = 64 // a node at this shift or deeper is a collision node
 )
 
-// trieEditor marks the nodes one edit made. It has a size so that every
+// editor marks the nodes one edit made. It has a size so that every
 // new one has its own address.
-type trieEditor struct{ _ byte }
+type editor struct{ _ byte }
 
-func newTrie[T any]() trie[T] {
-	return trie[T]{root: &trieNode[T]{}, seed: maphash.MakeSeed()}
+// New returns an empty Map whose values are stored at the key keyOf gives.
+// keyOf is called on every lookup, so it should only read a field.
+func New[V any](keyOf func(*V) string) Map[V] {
+	return Map[V]{root: &node[V]{}, seed: maphash.MakeSeed(), keyOf: keyOf}
 }
 
-func (t trie[T]) hash(key string) uint64 {
+// Len returns the number of values.
+func (t Map[V]) Len() int { return t.len }
+
+func (t Map[V]) hash(key string) uint64 {
 	if t.testHash != nil {
 		return t.testHash(key)
 	}
@@ -59,14 +68,14 @@ func slotBit(h uint64, shift uint) uint32 { return 1 << ((h >> shift) & (trieFan
 // slice's map: the number of occupied slots before it.
 func slotIndex(bitmap, bit uint32) int { return bits.OnesCount32(bitmap & (bit - 1)) }
 
-// get returns the entry at key, or nil. The entry is the trie's: copy it.
-func (t trie[T]) get(key string) *Entry[T] {
+// Get returns the value at key, or nil. The value is the Map's: copy it.
+func (t Map[V]) Get(key string) *V {
 	h := t.hash(key)
 	n := t.root
 	for shift := uint(0); shift < trieDepth; shift += trieBits {
 		bit := slotBit(h, shift)
 		if n.leafMap&bit != 0 {
-			if e := &n.leaves[slotIndex(n.leafMap, bit)]; e.Key == key {
+			if e := &n.leaves[slotIndex(n.leafMap, bit)]; t.keyOf(e) == key {
 				return e
 			}
 			return nil
@@ -76,23 +85,23 @@ func (t trie[T]) get(key string) *Entry[T] {
 		}
 		n = n.nodes[slotIndex(n.nodeMap, bit)]
 	}
-	return n.collision(key)
+	return n.collision(t.keyOf, key)
 }
 
-func (n *trieNode[T]) collision(key string) *Entry[T] {
+func (n *node[V]) collision(keyOf func(*V) string, key string) *V {
 	for i := range n.leaves {
-		if n.leaves[i].Key == key {
+		if keyOf(&n.leaves[i]) == key {
 			return &n.leaves[i]
 		}
 	}
 	return nil
 }
 
-// each calls fn for every entry, in no particular order, until fn returns
+// Each calls fn for every value, in no particular order, until fn returns
 // false.
-func (t trie[T]) each(fn func(*Entry[T]) bool) { t.root.each(fn) }
+func (t Map[V]) Each(fn func(*V) bool) { t.root.each(fn) }
 
-func (n *trieNode[T]) each(fn func(*Entry[T]) bool) bool {
+func (n *node[V]) each(fn func(*V) bool) bool {
 	for i := range n.leaves {
 		if !fn(&n.leaves[i]) {
 			return false
@@ -106,37 +115,39 @@ func (n *trieNode[T]) each(fn func(*Entry[T]) bool) bool {
 	return true
 }
 
-// edit starts a new version of t. The nodes the edit copies are its own
-// and change in place until [trieEdit.done], so a batch of changes costs
+// Edit starts a new version of t. The nodes the edit copies are its own
+// and change in place until [Edit.Done], so a batch of changes costs
 // one copy of each node it touches, not one per change.
-func (t trie[T]) edit() *trieEdit[T] {
-	return &trieEdit[T]{t: t, owner: new(trieEditor)}
+func (t Map[V]) Edit() *Edit[V] {
+	return &Edit[V]{t: t, owner: new(editor)}
 }
 
-type trieEdit[T any] struct {
-	t     trie[T]
-	owner *trieEditor
+// Edit makes a new version of a Map; see [Map.Edit].
+type Edit[V any] struct {
+	t     Map[V]
+	owner *editor
 }
 
-// done returns the new version. The edit must not be used after it.
-func (ed *trieEdit[T]) done() trie[T] {
+// Done returns the new version. The edit must not be used after it.
+func (ed *Edit[V]) Done() Map[V] {
 	ed.owner = nil
 	return ed.t
 }
 
-func (ed *trieEdit[T]) get(key string) *Entry[T] { return ed.t.get(key) }
+// Get returns the value at key in the version being made, or nil.
+func (ed *Edit[V]) Get(key string) *V { return ed.t.Get(key) }
 
-// put sets the entry at e.Key.
-func (ed *trieEdit[T]) put(e Entry[T]) {
+// Put sets the value at its key.
+func (ed *Edit[V]) Put(e V) {
 	var added bool
-	ed.t.root, added = ed.put1(ed.t.root, 0, ed.t.hash(e.Key), e)
+	ed.t.root, added = ed.put1(ed.t.root, 0, ed.t.hash(ed.t.keyOf(&e)), e)
 	if added {
 		ed.t.len++
 	}
 }
 
-// delete removes the entry at key, if there is one.
-func (ed *trieEdit[T]) delete(key string) {
+// Delete removes the value at key, if there is one.
+func (ed *Edit[V]) Delete(key string) {
 	var removed bool
 	ed.t.root, removed = ed.delete1(ed.t.root, 0, ed.t.hash(key), key)
 	if removed {
@@ -145,11 +156,11 @@ func (ed *trieEdit[T]) delete(key string) {
 }
 
 // own returns n if this edit made it, else a copy this edit may change.
-func (ed *trieEdit[T]) own(n *trieNode[T]) *trieNode[T] {
+func (ed *Edit[V]) own(n *node[V]) *node[V] {
 	if n.owner == ed.owner {
 		return n
 	}
-	return &trieNode[T]{
+	return &node[V]{
 		owner:   ed.owner,
 		nodeMap: n.nodeMap,
 		leafMap: n.leafMap,
@@ -158,10 +169,10 @@ func (ed *trieEdit[T]) own(n *trieNode[T]) *trieNode[T] {
 	}
 }
 
-func (ed *trieEdit[T]) put1(n *trieNode[T], shift uint, h uint64, e Entry[T]) (*trieNode[T], bool) {
+func (ed *Edit[V]) put1(n *node[V], shift uint, h uint64, e V) (*node[V], bool) {
 	if shift >= trieDepth {
 		n = ed.own(n)
-		if old := n.collision(e.Key); old != nil {
+		if old := n.collision(ed.t.keyOf, ed.t.keyOf(&e)); old != nil {
 			*old = e
 			return n, false
 		}
@@ -181,13 +192,13 @@ func (ed *trieEdit[T]) put1(n *trieNode[T], shift uint, h uint64, e Entry[T]) (*
 	case n.leafMap&bit != 0:
 		n = ed.own(n)
 		i := slotIndex(n.leafMap, bit)
-		if n.leaves[i].Key == e.Key {
+		if ed.t.keyOf(&n.leaves[i]) == ed.t.keyOf(&e) {
 			n.leaves[i] = e
 			return n, false
 		}
 		// Two keys share the slot: both move one level down.
 		old := n.leaves[i]
-		child := ed.pair(shift+trieBits, ed.t.hash(old.Key), old, h, e)
+		child := ed.pair(shift+trieBits, ed.t.hash(ed.t.keyOf(&old)), old, h, e)
 		n.leaves = deleteExact(n.leaves, i)
 		n.leafMap &^= bit
 		n.nodes = insertExact(n.nodes, slotIndex(n.nodeMap, bit), child)
@@ -201,32 +212,32 @@ func (ed *trieEdit[T]) put1(n *trieNode[T], shift uint, h uint64, e Entry[T]) (*
 	}
 }
 
-// pair makes the node at shift that holds two entries with distinct keys.
-func (ed *trieEdit[T]) pair(shift uint, h1 uint64, e1 Entry[T], h2 uint64, e2 Entry[T]) *trieNode[T] {
-	n := &trieNode[T]{owner: ed.owner}
+// pair makes the node at shift that holds two values with distinct keys.
+func (ed *Edit[V]) pair(shift uint, h1 uint64, e1 V, h2 uint64, e2 V) *node[V] {
+	n := &node[V]{owner: ed.owner}
 	if shift >= trieDepth {
-		n.leaves = []Entry[T]{e1, e2}
+		n.leaves = []V{e1, e2}
 		return n
 	}
 	b1, b2 := slotBit(h1, shift), slotBit(h2, shift)
 	if b1 == b2 {
 		n.nodeMap = b1
-		n.nodes = []*trieNode[T]{ed.pair(shift+trieBits, h1, e1, h2, e2)}
+		n.nodes = []*node[V]{ed.pair(shift+trieBits, h1, e1, h2, e2)}
 		return n
 	}
 	n.leafMap = b1 | b2
 	if b1 < b2 {
-		n.leaves = []Entry[T]{e1, e2}
+		n.leaves = []V{e1, e2}
 	} else {
-		n.leaves = []Entry[T]{e2, e1}
+		n.leaves = []V{e2, e1}
 	}
 	return n
 }
 
-func (ed *trieEdit[T]) delete1(n *trieNode[T], shift uint, h uint64, key string) (*trieNode[T], bool) {
+func (ed *Edit[V]) delete1(n *node[V], shift uint, h uint64, key string) (*node[V], bool) {
 	if shift >= trieDepth {
 		for i := range n.leaves {
-			if n.leaves[i].Key == key {
+			if ed.t.keyOf(&n.leaves[i]) == key {
 				n = ed.own(n)
 				n.leaves = deleteExact(n.leaves, i)
 				return n, true
@@ -238,7 +249,7 @@ func (ed *trieEdit[T]) delete1(n *trieNode[T], shift uint, h uint64, key string)
 	switch {
 	case n.leafMap&bit != 0:
 		i := slotIndex(n.leafMap, bit)
-		if n.leaves[i].Key != key {
+		if ed.t.keyOf(&n.leaves[i]) != key {
 			return n, false
 		}
 		n = ed.own(n)
@@ -259,10 +270,10 @@ func (ed *trieEdit[T]) delete1(n *trieNode[T], shift uint, h uint64, key string)
 }
 
 // replaceChild puts child in n's slot bit (at nodes[i]) after a delete
-// below it. A child left with one entry and no sub-node gives the entry
+// below it. A child left with one value and no sub-node gives the value
 // back to n, so the trie stays as shallow as its keys need, which keeps
 // reads short and memory small after deletes.
-func (ed *trieEdit[T]) replaceChild(n *trieNode[T], bit uint32, i int, child *trieNode[T]) {
+func (ed *Edit[V]) replaceChild(n *node[V], bit uint32, i int, child *node[V]) {
 	switch {
 	case child.nodeMap == 0 && len(child.leaves) == 0:
 		n.nodes = deleteExact(n.nodes, i)

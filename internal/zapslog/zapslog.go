@@ -1,4 +1,6 @@
-package etcdkit
+// Package zapslog sends the lines of a zap logger, clientv3's logger, to a
+// *slog.Logger.
+package zapslog
 
 import (
 	"context"
@@ -8,9 +10,9 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// zapToSlog returns a zap logger whose lines go to h, so that clientv3's own
+// New returns a zap logger whose lines go to l, so that clientv3's own
 // logging lands in the user's *slog.Logger.
-func zapToSlog(l *slog.Logger) *zap.Logger {
+func New(l *slog.Logger) *zap.Logger {
 	return zap.New(&slogCore{h: l.Handler()})
 }
 
