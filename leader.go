@@ -9,6 +9,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdkit/etcdkit/internal/retry"
 )
 
 // Term is one leadership of [Client.RunAsLeader]: from the moment this
@@ -205,7 +207,7 @@ func (r *leaderRun) run(parent context.Context) error {
 			return ferr
 		}
 		if returnedEarly {
-			sleepCtx(ctx, r.o.backoffMin)
+			retry.Sleep(ctx, r.o.backoffMin)
 		}
 	}
 }
@@ -227,7 +229,7 @@ func (r *leaderRun) failed(what string, err error, ctx context.Context) {
 	}
 	r.c.log.Debug("etcdkit: run as leader: retrying", "name", r.name, "step", what, "error", err)
 	r.pause = min(max(2*r.pause, r.o.backoffMin), r.o.backoffMax)
-	sleepCtx(ctx, r.pause)
+	retry.Sleep(ctx, r.pause)
 }
 
 // serve runs fn for term, then gives the leadership up. It returns fn's
@@ -377,7 +379,7 @@ func (r *leaderRun) dropSession(ls *leaderSession) {
 		ls.end(ErrClosed)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.c.bounds.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), r.c.bounds.Timeout())
 	defer cancel()
 	ls.close(ctx, r.c)
 }
@@ -450,17 +452,18 @@ func (r *leaderRun) verifyFirst(ctx context.Context, t *Term) (int64, error) {
 // watchTerm ends fctx when the term's key is deleted or overwritten.
 func (r *leaderRun) watchTerm(fctx context.Context, end context.CancelCauseFunc, t *Term) {
 	rev := t.rev
-	for backoff := 50 * time.Millisecond; fctx.Err() == nil; backoff = min(2*backoff, time.Second) {
+	backoff := retry.Backoff{Start: 50 * time.Millisecond, Max: time.Second}
+	for fctx.Err() == nil {
 		changed, next, err := r.c.watchKeyChanged(fctx, t.key, t.fence, rev)
 		if changed {
 			end(&opError{op: "lead", key: t.key, err: fmt.Errorf("%w: the key was deleted or overwritten", ErrLeaseExpired)})
 			return
 		}
 		if err == nil {
-			backoff = 50 * time.Millisecond
+			backoff.Reset()
 		}
 		rev = max(rev, next)
-		sleepCtx(fctx, backoff)
+		backoff.Sleep(fctx)
 	}
 }
 
@@ -470,7 +473,7 @@ func (r *leaderRun) watchTerm(fctx context.Context, end context.CancelCauseFunc,
 // created at fence and never written since, and returns the revision read.
 func (c *Client) watchKeyChanged(ctx context.Context, key string, fence, rev int64) (changed bool, next int64, err error) {
 	wctx, cancel := context.WithCancel(ctx)
-	for wr := range c.raw.Watcher.Watch(wctx, key, clientv3.WithRev(rev+1)) {
+	for wr := range c.rawWatch(wctx, key, clientv3.WithRev(rev+1)) {
 		if len(wr.Events) > 0 {
 			cancel()
 			return true, 0, nil
@@ -501,7 +504,8 @@ func (c *Client) watchKeyChanged(ctx context.Context, key string, fence, rev int
 func (r *leaderRun) resign(ls *leaderSession, t *Term) {
 	held := clientv3.Compare(clientv3.CreateRevision(t.key), "=", t.fence)
 	deadline := time.Now().Add(r.o.ttl)
-	for pause := 50 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+	pause := retry.Backoff{Start: 50 * time.Millisecond, Max: time.Second}
+	for {
 		if ls.dead() {
 			return // its lease lost: dropping it revokes the lease, or it expires
 		}
@@ -509,7 +513,7 @@ func (r *leaderRun) resign(ls *leaderSession, t *Term) {
 		if err == nil {
 			return
 		}
-		if !time.Now().Before(deadline) || !sleepCtx(r.c.ctx, pause) {
+		if !time.Now().Before(deadline) || !pause.Sleep(r.c.ctx) {
 			r.c.log.Warn("etcdkit: run as leader: resign failed; the lease is dropped instead", "key", t.key, "error", err)
 			ls.spent.Store(true)
 			return
