@@ -33,12 +33,7 @@ type Leadership struct {
 // [Client.Lock] does.
 func (c *Client) Campaign(ctx context.Context, name, value string, opts ...LockOption) (*Leadership, error) {
 	prefix := name + "/"
-	q := queueSpec{
-		op: "campaign", name: name, regName: name, value: value,
-		key:    func(s *session) string { return prefix + leaseHex(s.id) },
-		checks: []clientv3.Op{clientv3.OpGet(prefix, clientv3.WithFirstCreate()...)},
-	}
-	l, resp, err := c.enqueue(ctx, opts, q)
+	l, resp, err := c.enqueue(ctx, opts, mutexSpec("campaign", name, value))
 	if err != nil {
 		return nil, err
 	}

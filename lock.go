@@ -124,12 +124,7 @@ type heldLockKey struct{}
 
 func (c *Client) lock(ctx context.Context, op, name string, opts []LockOption, try bool) (*Lock, error) {
 	prefix := name + "/"
-	q := queueSpec{
-		op: op, name: name, regName: name,
-		key:    func(s *session) string { return prefix + leaseHex(s.id) },
-		checks: []clientv3.Op{clientv3.OpGet(prefix, clientv3.WithFirstCreate()...)},
-	}
-	l, resp, err := c.enqueue(ctx, opts, q)
+	l, resp, err := c.enqueue(ctx, opts, mutexSpec(op, name, ""))
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +140,19 @@ func (c *Client) lock(ctx context.Context, op, name string, opts []LockOption, t
 		return nil, err
 	}
 	return l, nil
+}
+
+// mutexSpec is the queue of a name whose holders take turns one at a
+// time, as concurrency.Mutex and concurrency.Election queue: a key per
+// session under name + "/", holding value, with a read of the first key
+// by creation.
+func mutexSpec(op, name, value string) queueSpec {
+	prefix := name + "/"
+	return queueSpec{
+		op: op, name: name, regName: name, value: value,
+		key:    func(s *session) string { return prefix + leaseHex(s.id) },
+		checks: []clientv3.Op{clientv3.OpGet(prefix, clientv3.WithFirstCreate()...)},
+	}
 }
 
 // queueSpec says how to join the queue of holders of a name.
