@@ -350,20 +350,10 @@ func (ls *leaderSession) usable() bool { return !ls.dead() && !ls.spent.Load() }
 // lock sessions: losing it ends this run's terms only, and the run replaces
 // it with a fresh one.
 func (c *Client) newLeaderSession(ctx context.Context, ttl int64) (*leaderSession, error) {
-	gctx, cancel := c.bound(ctx)
-	sent := time.Now() // the server counts the TTL from a moment after this
-	resp, err := c.raw.Lease.Grant(gctx, ttl)
-	cancel()
+	s, ka, err := c.grantSession(ctx, ttl)
 	if err != nil {
-		// A grant whose answer was lost leaves a lease with no key on it,
-		// which expires by itself.
-		return nil, opErr("grant lease", "", err)
+		return nil, err
 	}
-	s := &session{id: resp.ID, ttl: ttl, names: map[string]struct{}{}}
-	s.ctx, s.cancel = context.WithCancelCause(context.Background())
-	ka := newKeeper(c, resp.ID, time.Duration(resp.TTL)*time.Second, sent, s.end)
-	s.stopKeepAlive = ka.stop
-	_ = ka.start() // a keeper that ended already has ended s.ctx
 	return &leaderSession{session: s, ka: ka}, nil
 }
 
@@ -454,7 +444,7 @@ func (r *leaderRun) watchTerm(fctx context.Context, end context.CancelCauseFunc,
 	rev := t.rev
 	backoff := retry.Backoff{Start: 50 * time.Millisecond, Max: time.Second}
 	for fctx.Err() == nil {
-		changed, next, err := r.c.watchKeyChanged(fctx, t.key, t.fence, rev)
+		changed, next, err := r.c.watchKey(fctx, t.key, t.fence, rev, true)
 		if changed {
 			end(&opError{op: "lead", key: t.key, err: fmt.Errorf("%w: the key was deleted or overwritten", ErrLeaseExpired)})
 			return
@@ -465,37 +455,6 @@ func (r *leaderRun) watchTerm(fctx context.Context, end context.CancelCauseFunc,
 		rev = max(rev, next)
 		backoff.Sleep(fctx)
 	}
-}
-
-// watchKeyChanged watches key from after rev until it changes in any way
-// (deleted, or put by anyone: a term never writes its key again) or the
-// watch breaks; then it reads the key to tell whether it is still the one
-// created at fence and never written since, and returns the revision read.
-func (c *Client) watchKeyChanged(ctx context.Context, key string, fence, rev int64) (changed bool, next int64, err error) {
-	wctx, cancel := context.WithCancel(ctx)
-	for wr := range c.rawWatch(wctx, key, clientv3.WithRev(rev+1)) {
-		if len(wr.Events) > 0 {
-			cancel()
-			return true, 0, nil
-		}
-		if wr.Err() != nil {
-			break
-		}
-	}
-	cancel()
-	if ctx.Err() != nil {
-		return false, rev, ctx.Err()
-	}
-	gctx, gcancel := c.bound(ctx)
-	resp, err := c.raw.KV.Get(gctx, key)
-	gcancel()
-	if err != nil {
-		return false, rev, err
-	}
-	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != fence || resp.Kvs[0].ModRevision != fence {
-		return true, 0, nil
-	}
-	return false, resp.Header.Revision, nil
 }
 
 // resign deletes the term's key if it is still the term's, retrying for

@@ -555,7 +555,7 @@ func (l *Lock) monitor() {
 	rev := l.rev
 	backoff := retry.Backoff{Start: 50 * time.Millisecond, Max: time.Second}
 	for l.lost.Err() == nil {
-		gone, next, err := l.c.watchKeyGone(l.lost, l.key, l.fence, rev)
+		gone, next, err := l.c.watchKey(l.lost, l.key, l.fence, rev, false)
 		if gone {
 			l.keyDeleted()
 			return
@@ -583,12 +583,19 @@ func (l *Lock) keyDeleted() {
 	l.detach()
 }
 
-// watchKeyGone watches key from after rev until it is deleted (gone) or the
-// watch breaks; then it reads the key again to tell whether it is still the
-// one created at fence, and returns the revision read.
-func (c *Client) watchKeyGone(ctx context.Context, key string, fence, rev int64) (gone bool, next int64, err error) {
+// watchKey watches key from after rev until it is deleted, or with
+// anyPut also until it is written again (a term never writes its key after
+// creating it), or until the watch breaks; then it reads the key again to
+// tell whether it is still the one created at fence (and, with anyPut, not
+// written since), and returns the revision read. ended says the key is no
+// longer the one created at fence.
+func (c *Client) watchKey(ctx context.Context, key string, fence, rev int64, anyPut bool) (ended bool, next int64, err error) {
+	opts := []clientv3.OpOption{clientv3.WithRev(rev + 1)}
+	if !anyPut {
+		opts = append(opts, clientv3.WithFilterPut())
+	}
 	wctx, cancel := context.WithCancel(ctx)
-	for wr := range c.rawWatch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut()) {
+	for wr := range c.rawWatch(wctx, key, opts...) {
 		if len(wr.Events) > 0 {
 			cancel()
 			return true, 0, nil
@@ -607,7 +614,7 @@ func (c *Client) watchKeyGone(ctx context.Context, key string, fence, rev int64)
 	if err != nil {
 		return false, rev, err
 	}
-	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != fence {
+	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != fence || (anyPut && resp.Kvs[0].ModRevision != fence) {
 		return true, 0, nil
 	}
 	return false, resp.Header.Revision, nil

@@ -226,20 +226,26 @@ func (p *sessionPool) discard(s *session) {
 
 // grant makes a session: a new lease and its keep-alive.
 func (p *sessionPool) grant(ctx context.Context, ttl int64) (*session, error) {
-	c := p.c
+	s, _, err := p.c.grantSession(ctx, ttl)
+	return s, err
+}
+
+// grantSession grants a lease and starts keeping it alive. A grant whose
+// answer was lost leaves a lease with no key on it, which expires by itself.
+func (c *Client) grantSession(ctx context.Context, ttl int64) (*session, *keeper, error) {
 	gctx, cancel := c.bound(ctx)
 	sent := time.Now() // the server counts the TTL from a moment after this
 	resp, err := c.raw.Lease.Grant(gctx, ttl)
 	cancel()
 	if err != nil {
-		return nil, opErr("grant lease", "", err)
+		return nil, nil, opErr("grant lease", "", err)
 	}
 	s := &session{id: resp.ID, ttl: ttl, names: map[string]struct{}{}}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	ka := newKeeper(c, resp.ID, time.Duration(resp.TTL)*time.Second, sent, s.end)
 	s.stopKeepAlive = ka.stop
 	_ = ka.start() // a keeper that ended already has ended s.ctx
-	return s, nil
+	return s, ka, nil
 }
 
 // end ends the session's ctx with why, keeping the first reason.
