@@ -1,0 +1,236 @@
+package etcdkit_test
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/etcdkit/etcdkit"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// takenSnapshot is a snapshot and what it listed when it was taken.
+type takenSnapshot struct {
+	snap *etcdkit.Snapshot[string]
+	rev  int64
+	list []etcdkit.Entry[string]
+}
+
+// TestSnapshotWholeTransactions takes snapshots while another client makes
+// 200 transactions that each write three keys: every snapshot shows whole
+// transactions, and none changes afterwards.
+func TestSnapshotWholeTransactions(t *testing.T) {
+	t.Parallel()
+	kv := etcdkit.NewKV(newClient(t), testPrefix(t), etcdkit.String())
+	writer := newClient(t)
+	wkv := etcdkit.NewKV(writer, testPrefix(t), etcdkit.String())
+	ctx := testCtx(t)
+	names := []string{"a", "b", "c"}
+	write := func(i int) int64 {
+		var ops []etcdkit.Op
+		for _, k := range names {
+			ops = append(ops, wkv.PutOp(k, strconv.Itoa(i)))
+		}
+		res, err := writer.Txn(ctx).Then(ops...).Commit()
+		require.NoError(t, err)
+		return res.Revision
+	}
+	write(0)
+	m, err := kv.Mirror(ctx)
+	require.NoError(t, err)
+	defer m.Close()
+
+	const writes, keep = 200, 500
+	var taken []takenSnapshot
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() { // assert, not require: not the test's goroutine
+		for i := 0; i < 100_000 && (!stop.Load() || i == 0); i++ {
+			s := m.Snapshot()
+			list := s.List()
+			if !assert.Len(t, list, len(names), "List() at revision %d", s.Revision()) {
+				return
+			}
+			for _, k := range names {
+				e, ok := s.Get(k)
+				assert.True(t, ok, "Get(%s) at revision %d", k, s.Revision())
+				assert.Equal(t, list[0].ModRevision, e.ModRevision, "Get(%s) at revision %d: half a transaction", k, s.Revision())
+			}
+			assert.LessOrEqual(t, list[0].ModRevision, s.Revision(), "entry newer than the snapshot")
+			if len(taken) < keep && (len(taken) == 0 || taken[len(taken)-1].rev != s.Revision()) {
+				taken = append(taken, takenSnapshot{snap: s, rev: s.Revision(), list: list})
+			}
+			runtime.Gosched() // leave the writer some CPU
+		}
+	})
+	var rev int64
+	for i := 1; i <= writes; i++ {
+		rev = write(i)
+	}
+	require.NoError(t, m.WaitForRevision(ctx, rev))
+	stop.Store(true)
+	wg.Wait()
+
+	revs := map[int64]bool{}
+	for _, ts := range taken {
+		revs[ts.rev] = true
+		assert.Equal(t, ts.rev, ts.snap.Revision(), "Revision() changed")
+		assert.Equal(t, ts.list, ts.snap.List(), "List() at revision %d changed", ts.rev)
+		assert.Equal(t, ts.list, slices.Collect(ts.snap.All()), "All() at revision %d", ts.rev)
+		assert.Equal(t, len(ts.list), ts.snap.Len(), "Len() at revision %d", ts.rev)
+	}
+	t.Logf("%d snapshots at %d revisions", len(taken), len(revs))
+	last := m.Snapshot()
+	assert.GreaterOrEqual(t, last.Revision(), rev)
+	c, _ := last.Get("c")
+	assert.Equal(t, strconv.Itoa(writes), c.Value)
+}
+
+// TestSnapshotBytesAreCopied: a Bytes value from a Snapshot is the
+// caller's, as from the Mirror.
+func TestSnapshotBytesAreCopied(t *testing.T) {
+	t.Parallel()
+	kv := etcdkit.NewKV(newClient(t), testPrefix(t), etcdkit.Bytes())
+	ctx := testCtx(t)
+	_, err := kv.Put(ctx, "k", []byte("abc"))
+	require.NoError(t, err)
+	m, err := kv.Mirror(ctx, etcdkit.WithIndex("all", func(etcdkit.Entry[[]byte]) []string { return []string{"x"} }))
+	require.NoError(t, err)
+	defer m.Close()
+	s := m.Snapshot()
+	e, _ := s.Get("k")
+	e.Value[0] = 'X'
+	s.List()[0].Value[0] = 'X'
+	for e := range s.All() {
+		e.Value[0] = 'X'
+	}
+	s.ByIndex("all", "x")[0].Value[0] = 'X'
+	got, _ := s.Get("k")
+	assert.Equal(t, "abc", string(got.Value))
+}
+
+// colors is the test index: the comma-separated words of a value, given
+// as they come, repeats included.
+func colors(e etcdkit.Entry[string]) []string {
+	if e.Value == "" {
+		return nil
+	}
+	return strings.Split(e.Value, ",")
+}
+
+// scanIndex is what ByIndex must answer: List filtered by fn, per value.
+func scanIndex(list []etcdkit.Entry[string], fn func(etcdkit.Entry[string]) []string) map[string][]etcdkit.Entry[string] {
+	out := map[string][]etcdkit.Entry[string]{}
+	for _, e := range list {
+		seen := map[string]bool{}
+		for _, v := range fn(e) {
+			if !seen[v] {
+				seen[v] = true
+				out[v] = append(out[v], e)
+			}
+		}
+	}
+	return out
+}
+
+// TestIndexAgreesWithScan runs a random workload of puts, deletes and
+// transactions, and at every revision a snapshot shows, checks that each
+// index answers what a scan of the snapshot filtered by its function does.
+func TestIndexAgreesWithScan(t *testing.T) {
+	t.Parallel()
+	cli := newClient(t)
+	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
+	ctx := testCtx(t)
+	_, err := cli.Raw().Delete(ctx, kv.Prefix(), clientv3.WithPrefix())
+	require.NoError(t, err)
+	first := func(e etcdkit.Entry[string]) []string { return colors(e)[:min(1, len(colors(e)))] }
+
+	words := []string{"red", "green", "blue", "cyan"}
+	value := func(r *rand.Rand) string {
+		n := r.IntN(4)
+		vs := make([]string, n)
+		for i := range vs {
+			vs[i] = words[r.IntN(len(words))]
+		}
+		return strings.Join(vs, ",")
+	}
+	seenValues := slices.Clone(words)
+	check := func(s *etcdkit.Snapshot[string]) bool {
+		list := s.List()
+		ok := true
+		for name, fn := range map[string]func(etcdkit.Entry[string]) []string{"colors": colors, "first": first} {
+			scan := scanIndex(list, fn)
+			for _, v := range seenValues {
+				ok = assert.Equal(t, scan[v], s.ByIndex(name, v), "ByIndex(%q, %q) at revision %d", name, v, s.Revision()) && ok
+			}
+		}
+		return ok
+	}
+
+	// OnEntryChange runs after each revision is published and holds back
+	// the next one while it runs: a snapshot taken there is at the
+	// revision just applied, so every revision gets checked.
+	var mirror atomic.Pointer[etcdkit.Mirror[string]]
+	checked := map[int64]bool{}
+	failed := false
+	onChange := func(string, *etcdkit.Entry[string], *etcdkit.Entry[string]) {
+		m := mirror.Load()
+		if m == nil || failed {
+			return
+		}
+		s := m.Snapshot()
+		if !checked[s.Revision()] {
+			checked[s.Revision()] = true
+			failed = !check(s)
+		}
+	}
+	m, err := kv.Mirror(ctx, etcdkit.WithIndex("colors", colors), etcdkit.WithIndex("first", first),
+		etcdkit.OnEntryChange(onChange))
+	require.NoError(t, err)
+	defer m.Close()
+	mirror.Store(m)
+	r := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	const ops = 1500
+	var rev int64
+	for range ops {
+		key := "k" + strconv.Itoa(r.IntN(50))
+		switch r.IntN(5) {
+		case 0:
+			var res etcdkit.TxnResult
+			res, err = cli.Txn(ctx).Then(kv.DeleteOp(key)).Commit()
+			rev = res.Revision
+		case 1:
+			var tx []etcdkit.Op
+			for _, n := range r.Perm(50)[:1+r.IntN(4)] { // distinct keys: etcd refuses repeats
+				k := "k" + strconv.Itoa(n)
+				if r.IntN(3) == 0 {
+					tx = append(tx, kv.DeleteOp(k))
+				} else {
+					tx = append(tx, kv.PutOp(k, value(r)))
+				}
+			}
+			var res etcdkit.TxnResult
+			res, err = cli.Txn(ctx).Then(tx...).Commit()
+			rev = res.Revision
+		default:
+			rev, err = kv.Put(ctx, key, value(r))
+		}
+		require.NoError(t, err)
+	}
+	require.NoError(t, m.WaitForRevision(ctx, rev))
+	m.Close() // waits for the callback: checked is the test's again
+	assert.True(t, check(m.Snapshot()), "at the last revision")
+	assert.Nil(t, m.ByIndex("no such index", "red"), "ByIndex with an unknown name")
+	assert.Nil(t, m.ByIndex("colors", "no such value"), "ByIndex with an unknown value")
+	assert.Equal(t, scanIndex(m.List(), colors)["red"], m.ByIndex("colors", "red"), "Mirror.ByIndex")
+	t.Logf("checked %d of %d revisions", len(checked), ops)
+}
