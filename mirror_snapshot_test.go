@@ -234,3 +234,50 @@ func TestIndexAgreesWithScan(t *testing.T) {
 	assert.Equal(t, scanIndex(m.List(), colors)["red"], m.ByIndex("colors", "red"), "Mirror.ByIndex")
 	t.Logf("checked %d of %d revisions", len(checked), ops)
 }
+
+// TestLiveLoadWithRevision reads value and revision while another client
+// writes: each pair read is one write's value and its revision.
+func TestLiveLoadWithRevision(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	kv := etcdkit.NewKV(newClient(t), testPrefix(t), etcdkit.String())
+	wkv := etcdkit.NewKV(newClient(t), testPrefix(t), etcdkit.String())
+	first, err := wkv.Put(ctx, "k", "0")
+	require.NoError(t, err)
+	l, err := kv.Follow(ctx, "k")
+	require.NoError(t, err)
+	defer l.Close()
+	type read struct {
+		v   string
+		rev int64
+	}
+	var reads []read
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; i < 1_000_000 && !stop.Load(); i++ {
+			v, rev := l.LoadWithRevision()
+			if len(reads) == 0 || reads[len(reads)-1].rev != rev {
+				reads = append(reads, read{v, rev})
+			}
+			runtime.Gosched()
+		}
+	})
+	written := map[int64]string{first: "0"}
+	var rev int64
+	for i := 1; i <= 100; i++ {
+		rev, err = wkv.Put(ctx, "k", strconv.Itoa(i))
+		require.NoError(t, err)
+		written[rev] = strconv.Itoa(i)
+	}
+	require.Eventually(t, func() bool { return l.Revision() == rev }, 10*time.Second, time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	require.NotEmpty(t, reads)
+	for _, r := range reads {
+		assert.Equal(t, written[r.rev], r.v, "value read with revision %d", r.rev)
+	}
+	v, got := l.LoadWithRevision()
+	assert.Equal(t, "100", v)
+	assert.Equal(t, rev, got)
+}
