@@ -1,6 +1,7 @@
 package etcdkit_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -280,4 +281,92 @@ func TestLiveLoadWithRevision(t *testing.T) {
 	v, got := l.LoadWithRevision()
 	assert.Equal(t, "100", v)
 	assert.Equal(t, rev, got)
+}
+
+// loadKeys puts n keys "k<i>" under prefix with value "v<i mod n/10>", so
+// that each value is held by 10 keys, unless they are there already.
+func loadKeys(b *testing.B, cli *etcdkit.Client, prefix string, n int) {
+	ctx := testCtx(b)
+	resp, err := cli.Raw().Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	require.NoError(b, err)
+	if resp.Count == int64(n) {
+		return
+	}
+	const perTxn = 128
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for start := w * perTxn; start < n; start += 4 * perTxn {
+				var ops []clientv3.Op
+				for i := start; i < min(start+perTxn, n); i++ {
+					ops = append(ops, clientv3.OpPut(fmt.Sprintf("%sk%06d", prefix, i), fmt.Sprintf("v%05d", i%(n/10))))
+				}
+				_, err := cli.Raw().Txn(ctx).Then(ops...).Commit()
+				if !assert.NoError(b, err) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+var snapshotSink *etcdkit.Snapshot[string]
+
+// BenchmarkMirrorSnapshot is what taking a snapshot costs.
+func BenchmarkMirrorSnapshot(b *testing.B) {
+	kv := etcdkit.NewKV(newClient(b), testPrefix(b), etcdkit.String())
+	_, err := kv.Put(testCtx(b), "k", "v")
+	require.NoError(b, err)
+	m, err := kv.Mirror(testCtx(b))
+	require.NoError(b, err)
+	defer m.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		snapshotSink = m.Snapshot()
+	}
+}
+
+// heapInUse returns the live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkMirrorByIndex looks up one index value held by 10 of 100,000
+// entries, and reports the heap the index takes per entry: that of a
+// mirror with the index less that of one without.
+func BenchmarkMirrorByIndex(b *testing.B) {
+	const n = 100_000
+	cli := newClient(b)
+	kv := etcdkit.NewKV(cli, testPrefix(b), etcdkit.String())
+	loadKeys(b, cli, kv.Prefix(), n)
+	ctx := testCtx(b)
+
+	base := heapInUse()
+	plain, err := kv.Mirror(ctx)
+	require.NoError(b, err)
+	defer plain.Close()
+	withoutIndex := heapInUse() - base
+	base = heapInUse()
+	m, err := kv.Mirror(ctx, etcdkit.WithIndex("value", func(e etcdkit.Entry[string]) []string { return []string{e.Value} }))
+	require.NoError(b, err)
+	defer m.Close()
+	withIndex := heapInUse() - base
+	require.Equal(b, n, m.Len())
+
+	require.Len(b, m.ByIndex("value", "v00042"), 10)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if len(m.ByIndex("value", fmt.Sprintf("v%05d", i%(n/10)))) != 10 {
+			b.Fatal("ByIndex did not find 10 entries")
+		}
+	}
+	// After the loop, which would drop them.
+	b.ReportMetric(float64(int64(withIndex)-int64(withoutIndex))/n, "index-B/entry")
+	b.ReportMetric(float64(withoutIndex)/n, "mirror-B/entry")
 }
