@@ -51,12 +51,20 @@ func (ix mirrorIndex[T]) values(e *Entry[T]) []string {
 	return vs
 }
 
-// indexBucket is the keys of the entries an index has under one value: a
-// persistent set, so that one change copies a path of it, not all of it.
+// indexBucket is the keys of the entries an index has under one value. A
+// few keys are a sorted slice: 16 bytes a key, read in key order. Beyond
+// bigBucket they are a persistent set, so that a change copies a path of
+// it rather than all of it.
 type indexBucket struct {
 	value string
-	keys  trie.Map[string]
+	small []string          // sorted; nil when big is set
+	big   *trie.Map[string] // nil while the keys are few
 }
+
+const (
+	bigBucket   = 64 // more keys than this make a bucket a set
+	smallBucket = 32 // this many or fewer make a set a slice again
+)
 
 func bucketValue(b *indexBucket) string { return b.value }
 
@@ -64,35 +72,103 @@ func stringKey(s *string) string { return *s }
 
 func newIndex() trie.Map[indexBucket] { return trie.New(bucketValue) }
 
-// indexEdit makes a new version of one index. Each value's set is edited
-// once per batch and put back at done, so a revision that changes many
-// entries under one value copies that set's nodes once.
+// bucketEdit is one bucket being changed: small is the edit's own copy.
+type bucketEdit struct {
+	small []string
+	big   *trie.Edit[string]
+}
+
+func editBucket(b *indexBucket) *bucketEdit {
+	switch {
+	case b == nil:
+		return &bucketEdit{}
+	case b.big != nil:
+		return &bucketEdit{big: b.big.Edit()}
+	default:
+		return &bucketEdit{small: slices.Clone(b.small)}
+	}
+}
+
+func (be *bucketEdit) put(key string) {
+	if be.big != nil {
+		be.big.Put(key)
+		return
+	}
+	i, found := slices.BinarySearch(be.small, key)
+	if found {
+		return
+	}
+	be.small = slices.Insert(be.small, i, key)
+	if len(be.small) > bigBucket {
+		ed := trie.New(stringKey).Edit()
+		for _, k := range be.small {
+			ed.Put(k)
+		}
+		be.big, be.small = ed, nil
+	}
+}
+
+func (be *bucketEdit) delete(key string) {
+	if be.big != nil {
+		be.big.Delete(key)
+		return
+	}
+	if i, found := slices.BinarySearch(be.small, key); found {
+		be.small = slices.Delete(be.small, i, i+1)
+	}
+}
+
+// done returns the bucket of value, and false when it is empty. A slice
+// is copied to its length, so that no bucket keeps spare capacity.
+func (be *bucketEdit) done(value string) (indexBucket, bool) {
+	if be.big != nil {
+		keys := be.big.Done()
+		if keys.Len() > smallBucket {
+			return indexBucket{value: value, big: &keys}, true
+		}
+		be.small = make([]string, 0, keys.Len())
+		keys.Each(func(k *string) bool {
+			be.small = append(be.small, *k)
+			return true
+		})
+		slices.Sort(be.small)
+	}
+	if len(be.small) == 0 {
+		return indexBucket{}, false
+	}
+	small := be.small
+	if cap(small) != len(small) {
+		small = make([]string, len(be.small))
+		copy(small, be.small)
+	}
+	return indexBucket{value: value, small: small}, true
+}
+
+// indexEdit makes a new version of one index. Each value's bucket is
+// opened once per batch and put back at done, so a revision that changes
+// many entries under one value copies that bucket once.
 type indexEdit struct {
 	ed   *trie.Edit[indexBucket]
-	open map[string]*trie.Edit[string]
+	open map[string]*bucketEdit
 }
 
 func editIndex(t trie.Map[indexBucket]) *indexEdit {
-	return &indexEdit{ed: t.Edit(), open: map[string]*trie.Edit[string]{}}
+	return &indexEdit{ed: t.Edit(), open: map[string]*bucketEdit{}}
 }
 
-func (ie *indexEdit) bucket(value string) *trie.Edit[string] {
-	if e := ie.open[value]; e != nil {
-		return e
+func (ie *indexEdit) bucket(value string) *bucketEdit {
+	if be := ie.open[value]; be != nil {
+		return be
 	}
-	keys := trie.New(stringKey)
-	if b := ie.ed.Get(value); b != nil {
-		keys = b.keys
-	}
-	e := keys.Edit()
-	ie.open[value] = e
-	return e
+	be := editBucket(ie.ed.Get(value))
+	ie.open[value] = be
+	return be
 }
 
 func (ie *indexEdit) done() trie.Map[indexBucket] {
-	for v, e := range ie.open {
-		if keys := e.Done(); keys.Len() > 0 {
-			ie.ed.Put(indexBucket{value: v, keys: keys})
+	for v, be := range ie.open {
+		if b, ok := be.done(v); ok {
+			ie.ed.Put(b)
 		} else {
 			ie.ed.Delete(v)
 		}
@@ -127,12 +203,12 @@ func (ie *indexEdits[T]) change(old, new *Entry[T]) {
 		was, is := ix.values(old), ix.values(new)
 		for _, v := range was {
 			if !slices.Contains(is, v) {
-				ie.eds[i].bucket(v).Delete(old.Key)
+				ie.eds[i].bucket(v).delete(old.Key)
 			}
 		}
 		for _, v := range is {
 			if !slices.Contains(was, v) {
-				ie.eds[i].bucket(v).Put(new.Key)
+				ie.eds[i].bucket(v).put(new.Key)
 			}
 		}
 	}

@@ -90,8 +90,15 @@ func (s *Snapshot[T]) ByIndex(name, value string) []Entry[T] {
 	if b == nil {
 		return nil
 	}
-	es := make([]Entry[T], 0, b.keys.Len())
-	b.keys.Each(func(k *string) bool {
+	if b.big == nil {
+		es := make([]Entry[T], len(b.small))
+		for i, k := range b.small {
+			es[i] = s.m.own(*s.entries.Get(k))
+		}
+		return es
+	}
+	es := make([]Entry[T], 0, b.big.Len())
+	b.big.Each(func(k *string) bool {
 		es = append(es, s.m.own(*s.entries.Get(*k)))
 		return true
 	})

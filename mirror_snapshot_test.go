@@ -155,7 +155,11 @@ func TestIndexAgreesWithScan(t *testing.T) {
 	require.NoError(t, err)
 	first := func(e etcdkit.Entry[string]) []string { return colors(e)[:min(1, len(colors(e)))] }
 
-	words := []string{"red", "green", "blue", "cyan"}
+	// Enough keys for a value to be held by more than 64 of them, and a
+	// second half that deletes more than it puts, so that buckets grow
+	// past the size where they become sets and shrink back.
+	const nkeys = 300
+	words := []string{"red", "green", "blue"}
 	value := func(r *rand.Rand) string {
 		n := r.IntN(4)
 		vs := make([]string, n)
@@ -200,20 +204,25 @@ func TestIndexAgreesWithScan(t *testing.T) {
 	defer m.Close()
 	mirror.Store(m)
 	r := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
-	const ops = 1500
+	const ops = 3000
 	var rev int64
-	for range ops {
-		key := "k" + strconv.Itoa(r.IntN(50))
-		switch r.IntN(5) {
-		case 0:
+	largest := 0
+	for op := range ops {
+		key := "k" + strconv.Itoa(r.IntN(nkeys))
+		deletes := 1 // in 5
+		if op >= ops/2 {
+			deletes = 3
+		}
+		switch n := r.IntN(5); {
+		case n < deletes:
 			var res etcdkit.TxnResult
 			res, err = cli.Txn(ctx).Then(kv.DeleteOp(key)).Commit()
 			rev = res.Revision
-		case 1:
+		case n == deletes:
 			var tx []etcdkit.Op
-			for _, n := range r.Perm(50)[:1+r.IntN(4)] { // distinct keys: etcd refuses repeats
+			for _, n := range r.Perm(nkeys)[:1+r.IntN(4)] { // distinct keys: etcd refuses repeats
 				k := "k" + strconv.Itoa(n)
-				if r.IntN(3) == 0 {
+				if r.IntN(5) < deletes {
 					tx = append(tx, kv.DeleteOp(k))
 				} else {
 					tx = append(tx, kv.PutOp(k, value(r)))
@@ -226,6 +235,7 @@ func TestIndexAgreesWithScan(t *testing.T) {
 			rev, err = kv.Put(ctx, key, value(r))
 		}
 		require.NoError(t, err)
+		largest = max(largest, len(m.ByIndex("first", "red")))
 	}
 	require.NoError(t, m.WaitForRevision(ctx, rev))
 	m.Close() // waits for the callback: checked is the test's again
@@ -233,7 +243,8 @@ func TestIndexAgreesWithScan(t *testing.T) {
 	assert.Nil(t, m.ByIndex("no such index", "red"), "ByIndex with an unknown name")
 	assert.Nil(t, m.ByIndex("colors", "no such value"), "ByIndex with an unknown value")
 	assert.Equal(t, scanIndex(m.List(), colors)["red"], m.ByIndex("colors", "red"), "Mirror.ByIndex")
-	t.Logf("checked %d of %d revisions", len(checked), ops)
+	t.Logf("checked %d of %d revisions; index value red had up to %d keys, %d at the end",
+		len(checked), ops, largest, len(m.ByIndex("first", "red")))
 }
 
 // TestLiveLoadWithRevision reads value and revision while another client
