@@ -203,7 +203,9 @@ func TestIndexAgreesWithScan(t *testing.T) {
 	require.NoError(t, err)
 	defer m.Close()
 	mirror.Store(m)
-	r := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(1, seed))
 	const ops = 3000
 	var rev int64
 	largest := 0
@@ -370,10 +372,14 @@ func BenchmarkMirrorByIndex(b *testing.B) {
 
 	require.Len(b, m.ByIndex("value", "v00042"), 10)
 	b.ReportAllocs()
+	values := make([]string, n/10)
+	for i := range values {
+		values[i] = fmt.Sprintf("v%05d", i)
+	}
 	i := 0
 	for b.Loop() {
 		i++
-		if len(m.ByIndex("value", fmt.Sprintf("v%05d", i%(n/10)))) != 10 {
+		if len(m.ByIndex("value", values[i%len(values)])) != 10 {
 			b.Fatal("ByIndex did not find 10 entries")
 		}
 	}
