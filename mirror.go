@@ -24,6 +24,7 @@ import (
 // little behind etcd; [Mirror.WaitForRevision] catches up with a write the
 // caller made. It is safe for concurrent use, and its reads take no lock:
 // each one sees the mirror as of one revision, never half of a transaction.
+// Reads that must agree with each other read one [Mirror.Snapshot].
 //
 // A key whose value does not decode is left out of the mirror (and logged),
 // never stored as a zero value.

@@ -387,3 +387,19 @@ func BenchmarkMirrorByIndex(b *testing.B) {
 	b.ReportMetric(float64(int64(withIndex)-int64(withoutIndex))/n, "index-B/entry")
 	b.ReportMetric(float64(withoutIndex)/n, "mirror-B/entry")
 }
+
+// TestSnapshotDoesNotAllocate: taking a snapshot copies nothing, and a
+// ByIndex of a string index allocates only the slice it returns.
+// Not parallel: AllocsPerRun counts every goroutine's allocations, and
+// truncates their mean, so the server's own few stay below one a run.
+func TestSnapshotDoesNotAllocate(t *testing.T) {
+	kv := etcdkit.NewKV(newClient(t), testPrefix(t), etcdkit.String())
+	ctx := testCtx(t)
+	_, err := kv.Put(ctx, "k", "v")
+	require.NoError(t, err)
+	m, err := kv.Mirror(ctx, etcdkit.WithIndex("value", func(e etcdkit.Entry[string]) []string { return []string{e.Value} }))
+	require.NoError(t, err)
+	defer m.Close()
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { snapshotSink = m.Snapshot() }), "Snapshot()")
+	assert.Equal(t, 1.0, testing.AllocsPerRun(1000, func() { m.ByIndex("value", "v") }), "ByIndex()")
+}
