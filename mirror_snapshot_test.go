@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/etcdtest"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -402,4 +403,41 @@ func TestSnapshotDoesNotAllocate(t *testing.T) {
 	defer m.Close()
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { snapshotSink = m.Snapshot() }), "Snapshot()")
 	assert.Equal(t, 1.0, testing.AllocsPerRun(1000, func() { m.ByIndex("value", "v") }), "ByIndex()")
+}
+
+// TestIndexAfterCompactionGap: when the mirror lists its keys again after
+// a compaction, its index is built again from that listing, and a snapshot
+// from before the gap keeps its own answers.
+func TestIndexAfterCompactionGap(t *testing.T) {
+	t.Parallel()
+	cl := etcdtest.StartCluster(t, 3)
+	prefix := testPrefix(t)
+	lagging := etcdkit.NewKV(cl.Member(0).Client(t), prefix, etcdkit.String())
+	kv := etcdkit.NewKV(cl.Member(1).Client(t), prefix, etcdkit.String())
+	ctx := testCtx(t)
+	for _, k := range []string{"a", "b", "c"} {
+		_, err := kv.Put(ctx, k, "1")
+		require.NoError(t, err)
+	}
+	byValue := func(e etcdkit.Entry[string]) []string { return []string{e.Value} }
+	m, err := lagging.Mirror(ctx, etcdkit.WithIndex("value", byValue))
+	require.NoError(t, err)
+	defer m.Close()
+	before := m.Snapshot()
+
+	cl.StopMember(0)
+	cl.WaitLeader(t)
+	kv.Put(ctx, "a", "2")
+	kv.Delete(ctx, "b")
+	kv.Put(ctx, "d", "1")
+	last, err := kv.Put(ctx, "a", "3")
+	require.NoError(t, err)
+	cl.Member(1).Compact(t, last)
+	cl.RestartMember(0)
+
+	require.NoError(t, m.WaitForRevision(ctx, last))
+	assert.Equal(t, []string{"c", "d"}, keys(m.ByIndex("value", "1")), `ByIndex("value", "1") after the gap`)
+	assert.Equal(t, []string{"a"}, keys(m.ByIndex("value", "3")), `ByIndex("value", "3") after the gap`)
+	assert.Nil(t, m.ByIndex("value", "2"), `ByIndex("value", "2"): a value only the gap held`)
+	assert.Equal(t, []string{"a", "b", "c"}, keys(before.ByIndex("value", "1")), "the snapshot from before the gap")
 }
