@@ -403,6 +403,29 @@ func TestSnapshotDoesNotAllocate(t *testing.T) {
 	defer m.Close()
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { snapshotSink = m.Snapshot() }), "Snapshot()")
 	assert.Equal(t, 1.0, testing.AllocsPerRun(1000, func() { m.ByIndex("value", "v") }), "ByIndex()")
+	l, err := kv.Follow(ctx, "k")
+	require.NoError(t, err)
+	defer l.Close()
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { stringSink, _ = l.LoadWithRevision() }), "LoadWithRevision()")
+}
+
+var stringSink string
+
+// TestWithIndexSameName: a second WithIndex with a name already given
+// replaces the first.
+func TestWithIndexSameName(t *testing.T) {
+	t.Parallel()
+	kv := etcdkit.NewKV(newClient(t), testPrefix(t), etcdkit.String())
+	ctx := testCtx(t)
+	_, err := kv.Put(ctx, "k", "1")
+	require.NoError(t, err)
+	m, err := kv.Mirror(ctx,
+		etcdkit.WithIndex("v", func(e etcdkit.Entry[string]) []string { return []string{e.Value} }),
+		etcdkit.WithIndex("v", func(e etcdkit.Entry[string]) []string { return []string{"x" + e.Value} }))
+	require.NoError(t, err)
+	defer m.Close()
+	assert.Nil(t, m.ByIndex("v", "1"), "the first function's value")
+	assert.Equal(t, []string{"k"}, keys(m.ByIndex("v", "x1")), "the second function's value")
 }
 
 // TestIndexAfterCompactionGap: when the mirror lists its keys again after
