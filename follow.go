@@ -99,6 +99,15 @@ func (l *Live[T]) loadCopy() T { return l.clone(l.cur.Load().v) }
 // when that is the default.
 func (l *Live[T]) Revision() int64 { return l.cur.Load().rev }
 
+// LoadWithRevision returns what [Live.Load] does and its ModRevision (0
+// for the default), both of one value: Load then [Live.Revision] could
+// each see a different one. It does not block or lock, and does not
+// allocate except to copy a [Bytes] value.
+func (l *Live[T]) LoadWithRevision() (T, int64) {
+	c := l.cur.Load()
+	return own(l.clone, c.v), c.rev
+}
+
 // Done returns a channel closed when the key is no longer followed.
 func (l *Live[T]) Done() <-chan struct{} { return l.task.done }
 

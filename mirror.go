@@ -24,6 +24,7 @@ import (
 // little behind etcd; [Mirror.WaitForRevision] catches up with a write the
 // caller made. It is safe for concurrent use, and its reads take no lock:
 // each one sees the mirror as of one revision, never half of a transaction.
+// Reads that must agree with each other read one [Mirror.Snapshot].
 //
 // A key whose value does not decode is left out of the mirror (and logged),
 // never stored as a zero value.
@@ -42,18 +43,11 @@ type Mirror[T any] struct {
 
 	// state is what readers see: replaced whole, never changed, so a
 	// read takes no lock and sees every change of a revision or none.
-	state atomic.Pointer[mirrorState[T]]
+	state atomic.Pointer[Snapshot[T]]
 
 	mu      sync.Mutex    // guards changed and err; held to publish state
 	changed chan struct{} // closed and replaced whenever the revision moves
 	err     error
-}
-
-// mirrorState is one version of the mirror: its entries as of rev.
-type mirrorState[T any] struct {
-	entries trie.Map[Entry[T]]
-	rev     int64
-	sorted  *mirrorSorted[T] // shared by the states with the same entries
 }
 
 // mirrorSorted is List's answer for one version of the entries, made on
@@ -70,6 +64,7 @@ type MirrorOption[T any] interface {
 
 type mirrorOptions[T any] struct {
 	onChange func(key string, old, new *Entry[T])
+	indexes  []mirrorIndex[T]
 }
 
 type mirrorOptionFunc[T any] func(*mirrorOptions[T])
@@ -117,7 +112,7 @@ func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T
 	if err != nil {
 		return nil, m.task.fail("mirror", spec.name, err)
 	}
-	m.state.Store(&mirrorState[T]{entries: entries, rev: rev, sorted: new(mirrorSorted[T])})
+	m.state.Store(&Snapshot[T]{m: m, entries: entries, index: m.buildIndexes(entries), rev: rev, sorted: new(mirrorSorted[T])})
 	// Established before Mirror returns, so WaitForRevision has a stream
 	// to ask for progress on.
 	conn := spec.open(m.task.ctx, rev+1)
@@ -142,18 +137,9 @@ func (m *Mirror[T]) Get(key string) (Entry[T], bool) {
 }
 
 // List returns every entry, sorted by key, all as of one revision. The
-// slice is the caller's, and so are [Bytes] values in it.
-func (m *Mirror[T]) List() []Entry[T] {
-	s := m.state.Load()
-	s.sorted.once.Do(func() { s.sorted.entries = sortEntries(s.entries) })
-	es := slices.Clone(s.sorted.entries)
-	if m.clone != nil {
-		for i := range es {
-			es[i].Value = m.clone(es[i].Value)
-		}
-	}
-	return es
-}
+// slice is the caller's, and so are [Bytes] values in it. For the revision
+// too, list a [Mirror.Snapshot]: its [Snapshot.Revision] is the list's.
+func (m *Mirror[T]) List() []Entry[T] { return m.state.Load().List() }
 
 // own returns e with a value the caller may keep and change.
 func (m *Mirror[T]) own(e Entry[T]) Entry[T] {
@@ -339,7 +325,7 @@ func (m *Mirror[T]) replace(entries trie.Map[Entry[T]], rev int64) {
 	if m.opts.onChange != nil {
 		changes = diffEntries(m.state.Load().entries, entries)
 	}
-	m.publish(entries, rev, true)
+	m.publish(entries, m.buildIndexes(entries), rev)
 	m.report(changes)
 }
 
@@ -374,14 +360,20 @@ func ptr[V any](v V) *V { return &v }
 // handle applies whole revisions of changes to a new version of the
 // entries, then publishes it: readers see all of them or none.
 func (m *Mirror[T]) handle(_ context.Context, evs []*clientv3.Event, stall func()) error {
-	ed := m.state.Load().entries.Edit()
+	cur := m.state.Load()
+	ed, ie := cur.entries.Edit(), m.editIndexes(cur.index)
 	var changes []entryChange[T]
 	for _, ev := range evs {
-		if c, ok := m.apply(ed, ev); ok && m.opts.onChange != nil {
+		c, ok := m.apply(ed, ev)
+		if !ok {
+			continue
+		}
+		ie.change(c.old, c.new)
+		if m.opts.onChange != nil {
 			changes = append(changes, c)
 		}
 	}
-	m.publish(ed.Done(), evs[len(evs)-1].Kv.ModRevision, true)
+	m.publish(ed.Done(), ie.done(), evs[len(evs)-1].Kv.ModRevision)
 	if len(changes) > 0 {
 		start := time.Now()
 		m.report(changes)
@@ -419,25 +411,32 @@ func (m *Mirror[T]) apply(ed *trie.Edit[Entry[T]], ev *clientv3.Event) (entryCha
 	return c, c.old != nil || c.new != nil
 }
 
-func (m *Mirror[T]) progress(rev int64) {
-	s := m.state.Load()
-	m.publish(s.entries, rev, false)
-}
-
-// publish makes entries at rev the mirror's state, if rev is newer, and
-// wakes WaitForRevision. A progress notification (newEntries false) keeps
+// progress moves the revision on, keeping the entries, their indexes and
 // List's sorted copy.
-func (m *Mirror[T]) publish(entries trie.Map[Entry[T]], rev int64, newEntries bool) {
+func (m *Mirror[T]) progress(rev int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur := m.state.Load()
-	if rev <= cur.rev && !newEntries {
+	if rev <= cur.rev {
 		return
 	}
-	next := &mirrorState[T]{entries: entries, rev: max(rev, cur.rev), sorted: cur.sorted}
-	if newEntries {
-		next.sorted = new(mirrorSorted[T])
-	}
+	next := *cur
+	next.rev = rev
+	m.swap(cur, &next)
+}
+
+// publish makes entries and their indexes at rev the mirror's state, and
+// wakes WaitForRevision if rev is newer.
+func (m *Mirror[T]) publish(entries trie.Map[Entry[T]], index []trie.Map[indexBucket], rev int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := m.state.Load()
+	next := &Snapshot[T]{m: m, entries: entries, index: index, rev: max(rev, cur.rev), sorted: new(mirrorSorted[T])}
+	m.swap(cur, next)
+}
+
+// swap stores next in place of cur, m.mu held.
+func (m *Mirror[T]) swap(cur, next *Snapshot[T]) {
 	m.state.Store(next)
 	if next.rev > cur.rev {
 		close(m.changed)
