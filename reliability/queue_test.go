@@ -121,7 +121,7 @@ func testQueueDelivery(t *testing.T, atLeastOnce bool) {
 	clients := newFaultyClients(t, cl, 3)
 	d := newDeliveries()
 	var st queueStats
-	n := budget(150, 3000)
+	n := budget(150, 800) // what three consumers that each take up to 0.3 s per item can drain while cut off half the time
 
 	faultCtx, stopFaults := context.WithTimeout(t.Context(), budget(12*time.Second, 3*time.Minute))
 	defer stopFaults()
