@@ -45,12 +45,7 @@ func (kv *KV[T]) PutMany(ctx context.Context, entries iter.Seq2[string, T], opts
 	}
 	putOpts := putOpOptions(opts)
 	for key, v := range entries {
-		o, err := kv.putForBulk(op, key, v, putOpts)
-		if err != nil {
-			l.fail(err)
-			break
-		}
-		if !l.add(o) {
+		if !l.feed(kv.putForBulk(op, key, v, putOpts)) {
 			break
 		}
 	}
@@ -74,12 +69,7 @@ func (kv *KV[T]) DeleteMany(ctx context.Context, keys iter.Seq[string]) (int, er
 		return 0, err
 	}
 	for key := range keys {
-		o, err := kv.deleteForBulk(op, key)
-		if err != nil {
-			l.fail(err)
-			break
-		}
-		if !l.add(o) {
+		if !l.feed(kv.deleteForBulk(op, key)) {
 			break
 		}
 	}
@@ -186,6 +176,16 @@ func (l *bulkLoad) newBatch() bulkBatch {
 // limits.checkTxn counts it.
 func opBytes(o *clientv3.Op) int {
 	return opOverheadBytes + len(o.KeyBytes()) + len(o.RangeBytes()) + len(o.ValueBytes())
+}
+
+// feed adds the op an input entry became, or fails the load with the
+// entry's error; it reports whether to read on.
+func (l *bulkLoad) feed(o clientv3.Op, err error) bool {
+	if err != nil {
+		l.fail(err)
+		return false
+	}
+	return l.add(o)
 }
 
 // add puts o in the current batch, sending the batch first when o would not
