@@ -80,6 +80,12 @@ type Config struct {
 	// would silently replace clientv3's retries. Default: none.
 	UnaryInterceptors  []grpc.UnaryClientInterceptor
 	StreamInterceptors []grpc.StreamClientInterceptor
+
+	// Observer is told of every operation and of the events between them
+	// (watch resumes, lease and lock losses, leader changes); package
+	// etcdotel gives one that records OpenTelemetry spans and metrics.
+	// Default: nil, which observes nothing and costs nothing.
+	Observer Observer
 }
 
 // Environment variables read by [ConfigFromEnv].
