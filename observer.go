@@ -58,8 +58,8 @@ type Operation struct {
 	// Revision is the store's revision the operation saw or made, 0 if it
 	// failed before reaching etcd. Set for OperationEnd only.
 	Revision int64
-	// Retries counts the attempts after the first: conflicts retried by
-	// Update and Atomically, joins retried by a lock. Set for OperationEnd.
+	// Retries counts the attempts after the first: the conflicts Update
+	// and Atomically retried. Set for OperationEnd.
 	Retries int
 	// Err is the error the operation returned, nil on success. Set for
 	// OperationEnd only.
