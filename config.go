@@ -59,7 +59,10 @@ type Config struct {
 	Namespace string
 
 	// Logger receives the client's own log lines and those of clientv3 for
-	// this client. Default: a logger that discards everything.
+	// this client. Every event an [Observer] is told of (a [Notice]) is
+	// also logged at debug level, with the prefix it concerns (not the key)
+	// and, for a failure, its error. Default: a logger that discards
+	// everything.
 	Logger *slog.Logger
 
 	// MaxTxnOps is the server's --max-txn-ops: a transaction with more
@@ -84,6 +87,9 @@ type Config struct {
 	// Observer is told of every operation and of the events between them
 	// (watch resumes, lease and lock losses, leader changes); package
 	// etcdotel gives one that records OpenTelemetry spans and metrics.
+	// When it is set, New puts a unary interceptor first among
+	// UnaryInterceptors, which notes the member that answered each request
+	// of an observed operation ([Operation.Server]).
 	// Default: nil, which observes nothing and costs nothing.
 	Observer Observer
 }
@@ -244,11 +250,17 @@ func (cfg Config) LogValue() slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
-// dialOptions chains the configured interceptors after clientv3's own.
+// dialOptions chains the configured interceptors after clientv3's own, with
+// the one that tells an Observer which member answered before them.
 func (cfg Config) dialOptions() []grpc.DialOption {
 	var opts []grpc.DialOption
-	if len(cfg.UnaryInterceptors) > 0 {
-		opts = append(opts, grpc.WithChainUnaryInterceptor(cfg.UnaryInterceptors...))
+	unary := cfg.UnaryInterceptors
+	if cfg.Observer != nil {
+		// First in the chain, so that it sees what the caller's see.
+		unary = append([]grpc.UnaryClientInterceptor{observeServer}, unary...)
+	}
+	if len(unary) > 0 {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(unary...))
 	}
 	if len(cfg.StreamInterceptors) > 0 {
 		opts = append(opts, grpc.WithChainStreamInterceptor(cfg.StreamInterceptors...))
