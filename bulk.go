@@ -43,13 +43,17 @@ func (kv *KV[T]) PutMany(ctx context.Context, entries iter.Seq2[string, T], opts
 	if err != nil {
 		return 0, err
 	}
+	var o *observation
+	l.ctx, o = kv.c.opStart(ctx, OpPutMany, kv.prefix, "")
 	putOpts := putOpOptions(opts)
 	for key, v := range entries {
 		if !l.feed(kv.putForBulk(op, key, v, putOpts)) {
 			break
 		}
 	}
-	return l.finish()
+	n, err := l.finish()
+	o.end(l.rev, err)
+	return n, err
 }
 
 // DeleteMany deletes every key of keys, in transactions of up to the
@@ -68,12 +72,16 @@ func (kv *KV[T]) DeleteMany(ctx context.Context, keys iter.Seq[string]) (int, er
 	if err != nil {
 		return 0, err
 	}
+	var o *observation
+	l.ctx, o = kv.c.opStart(ctx, OpDeleteMany, kv.prefix, "")
 	for key := range keys {
 		if !l.feed(kv.deleteForBulk(op, key)) {
 			break
 		}
 	}
-	return l.finish()
+	n, err := l.finish()
+	o.end(l.rev, err)
+	return n, err
 }
 
 // startBulk checks what a bulk call needs before it reads its input.
@@ -148,6 +156,7 @@ type bulkLoad struct {
 
 	mu   sync.Mutex
 	done int            // entries of the batches confirmed committed
+	rev  int64          // the highest revision a batch committed at
 	err  error          // the first error
 	busy map[string]int // full key -> how many batches in flight write it
 }
@@ -293,6 +302,7 @@ func (l *bulkLoad) send(b bulkBatch) {
 	n := l.count(&b, resp)
 	l.mu.Lock()
 	l.done += n
+	l.rev = max(l.rev, resp.Header.Revision)
 	l.mu.Unlock()
 }
 

@@ -30,6 +30,9 @@ type Client struct {
 	bounds *deadline.Bounds
 	lim    limits // the server's limits, checked before sending
 
+	obs       Observer // nil: nothing is observed
+	firstAddr string   // the address reported when no member answered
+
 	ctx    context.Context // ends when Close is called
 	cancel context.CancelFunc
 	closed atomic.Bool
@@ -89,13 +92,16 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c := newClient(raw, true, cfg.RequestTimeout, cfg.Logger)
 	c.lim = limits{maxTxnOps: cfg.MaxTxnOps, maxRequestBytes: cfg.MaxRequestBytes}
+	c.obs, c.firstAddr = cfg.Observer, firstAddress(cfg.Endpoints)
 	return c, nil
 }
 
 // Wrap adopts a clientv3 client someone else made and owns: [Client.Close]
 // ends what this Client started but does not close raw. Calls without a
 // deadline are bounded by [DefaultRequestTimeout]; the server limits are
-// taken to be etcd's defaults ([DefaultMaxTxnOps], [DefaultMaxRequestBytes]).
+// taken to be etcd's defaults ([DefaultMaxTxnOps], [DefaultMaxRequestBytes]);
+// nothing is observed (a [Config.Observer] needs [New], which installs the
+// interceptor that tells it which member answered).
 func Wrap(raw *clientv3.Client) *Client {
 	return newClient(raw, false, DefaultRequestTimeout, slog.New(slog.DiscardHandler))
 }

@@ -244,11 +244,17 @@ func (cfg Config) LogValue() slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
-// dialOptions chains the configured interceptors after clientv3's own.
+// dialOptions chains the configured interceptors after clientv3's own, with
+// the one that tells an Observer which member answered before them.
 func (cfg Config) dialOptions() []grpc.DialOption {
 	var opts []grpc.DialOption
-	if len(cfg.UnaryInterceptors) > 0 {
-		opts = append(opts, grpc.WithChainUnaryInterceptor(cfg.UnaryInterceptors...))
+	unary := cfg.UnaryInterceptors
+	if cfg.Observer != nil {
+		// First in the chain, so that it sees what the caller's see.
+		unary = append([]grpc.UnaryClientInterceptor{observeServer}, unary...)
+	}
+	if len(unary) > 0 {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(unary...))
 	}
 	if len(cfg.StreamInterceptors) > 0 {
 		opts = append(opts, grpc.WithChainStreamInterceptor(cfg.StreamInterceptors...))

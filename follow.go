@@ -130,6 +130,8 @@ func (l *Live[T]) run(ctx context.Context, rev int64) {
 		err := unwrapHandler(l.spec.follow(ctx, &st, watchConn{}, l))
 		if err != nil && errors.Is(err, ErrCompacted) {
 			// The changes in the gap are gone, but only the latest matters.
+			l.kv.c.notice(ctx, Notice{Kind: NoticeCompactionResync, Prefix: l.kv.prefix, Key: l.key,
+				Revision: compactedAt(err)})
 			if rev, ok := l.reload(ctx); ok {
 				st.last = rev
 				continue
@@ -197,7 +199,10 @@ func (l *Live[T]) applyPut(kv *mvccpb.KeyValue, initial bool) error {
 	l.seen = kv.ModRevision
 	v, err := l.kv.codec.Decode(kv.Value)
 	if err != nil {
-		return l.reject(&DecodeError{Key: l.key, Err: err}, initial)
+		derr := &DecodeError{Key: l.key, Err: err}
+		l.kv.c.notice(l.task.ctx, Notice{Kind: NoticeDecodeError, Prefix: l.kv.prefix, Key: l.key,
+			Revision: kv.ModRevision, Err: derr})
+		return l.reject(derr, initial)
 	}
 	if l.opts.validate != nil {
 		if err := l.validate(v); err != nil {

@@ -50,7 +50,10 @@ func (kv *KV[T]) Get(ctx context.Context, key string) (Entry[T], error) {
 	if err := kv.checkCall(ctx, "get", key); err != nil {
 		return Entry[T]{}, err
 	}
-	return kv.get(ctx, "get", kv.prefix+key)
+	ctx, o := kv.c.opStart(ctx, OpGet, kv.prefix, key)
+	e, err := kv.get(ctx, "get", kv.prefix+key)
+	o.end(e.ModRevision, err)
+	return e, err
 }
 
 // get reads the full key (prefix included).
@@ -75,6 +78,14 @@ func (kv *KV[T]) Put(ctx context.Context, key string, v T, opts ...PutOption) (i
 	if err != nil {
 		return 0, err
 	}
+	ctx, o := kv.c.opStart(ctx, OpPut, kv.prefix, key)
+	rev, err := kv.put(ctx, key, val, opts)
+	o.end(rev, err)
+	return rev, err
+}
+
+// put writes val, which checkWrite returned, at key.
+func (kv *KV[T]) put(ctx context.Context, key, val string, opts []PutOption) (int64, error) {
 	ctx, cancel := kv.c.bound(ctx)
 	resp, err := kv.c.raw.KV.Put(ctx, kv.prefix+key, val, putOpOptions(opts)...)
 	cancel()
@@ -92,6 +103,14 @@ func (kv *KV[T]) Create(ctx context.Context, key string, v T, opts ...PutOption)
 	if err != nil {
 		return 0, err
 	}
+	ctx, o := kv.c.opStart(ctx, OpCreate, kv.prefix, key)
+	rev, err := kv.create(ctx, key, val, opts)
+	o.end(rev, err)
+	return rev, err
+}
+
+// create writes val, which checkWrite returned, at key if it is missing.
+func (kv *KV[T]) create(ctx context.Context, key, val string, opts []PutOption) (int64, error) {
 	full := kv.prefix + key
 	ctx, cancel := kv.c.bound(ctx)
 	resp, err := kv.c.raw.KV.Txn(ctx).
@@ -122,7 +141,10 @@ func (kv *KV[T]) CompareAndSwap(ctx context.Context, key string, v T, modRevisio
 		return 0, &opError{op: "compare-and-swap", key: kv.prefix + key,
 			err: fmt.Errorf("%w: modRevision %d is negative", ErrInvalidArgument, modRevision)}
 	}
-	return kv.compareAndSwap(ctx, "compare-and-swap", key, kv.prefix+key, v, modRevision)
+	ctx, o := kv.c.opStart(ctx, OpCompareAndSwap, kv.prefix, key)
+	rev, err := kv.compareAndSwap(ctx, "compare-and-swap", key, kv.prefix+key, v, modRevision)
+	o.end(rev, err)
+	return rev, err
 }
 
 // compareAndSwap swaps key, whose full key (prefix included) is full.
@@ -188,6 +210,14 @@ func (kv *KV[T]) Update(ctx context.Context, key string, fn func(cur T) (T, erro
 	if err := kv.checkCall(ctx, "update", key); err != nil {
 		return Entry[T]{}, err
 	}
+	ctx, o := kv.c.opStart(ctx, OpUpdate, kv.prefix, key)
+	e, err := kv.update(ctx, key, fn, o)
+	o.end(e.ModRevision, err)
+	return e, err
+}
+
+// update is Update once its arguments are checked; it counts its retries in o.
+func (kv *KV[T]) update(ctx context.Context, key string, fn func(cur T) (T, error), o *observation) (Entry[T], error) {
 	full := kv.prefix + key
 	cur, err := kv.get(ctx, "update", full)
 	if err != nil {
@@ -206,6 +236,9 @@ func (kv *KV[T]) Update(ctx context.Context, key string, fn func(cur T) (T, erro
 		if cur, err = kv.retryUpdate(ctx, key, err, attempt, time.Since(start)); err != nil {
 			return Entry[T]{}, err
 		}
+		o.retried()
+		kv.c.notice(ctx, Notice{Kind: NoticeConflict, Prefix: kv.prefix, Key: key,
+			Revision: cur.ModRevision, Value: int64(attempt)})
 	}
 }
 
@@ -250,13 +283,22 @@ func (kv *KV[T]) Delete(ctx context.Context, key string) (bool, error) {
 	if err := kv.checkCall(ctx, "delete", key); err != nil {
 		return false, err
 	}
+	ctx, o := kv.c.opStart(ctx, OpDelete, kv.prefix, key)
+	rev, deleted, err := kv.delete(ctx, key)
+	o.end(rev, err)
+	return deleted, err
+}
+
+// delete deletes key and returns the revision of the delete (or of the
+// store, if there was nothing to delete).
+func (kv *KV[T]) delete(ctx context.Context, key string) (int64, bool, error) {
 	ctx, cancel := kv.c.bound(ctx)
 	resp, err := kv.c.raw.KV.Delete(ctx, kv.prefix+key)
 	cancel()
 	if err != nil {
-		return false, opErr("delete", kv.prefix+key, err)
+		return 0, false, opErr("delete", kv.prefix+key, err)
 	}
-	return resp.Deleted > 0, nil
+	return resp.Header.Revision, resp.Deleted > 0, nil
 }
 
 // CompareAndDelete deletes key only if its mod revision is still
@@ -273,7 +315,10 @@ func (kv *KV[T]) CompareAndDelete(ctx context.Context, key string, modRevision i
 	if modRevision <= 0 {
 		return 0, &opError{op: op, key: full, err: fmt.Errorf("%w: modRevision %d, want > 0", ErrInvalidArgument, modRevision)}
 	}
-	return kv.ifModRevision(ctx, op, key, full, modRevision, clientv3.OpDelete(full))
+	ctx, o := kv.c.opStart(ctx, OpCompareAndDelete, kv.prefix, key)
+	rev, err := kv.ifModRevision(ctx, op, key, full, modRevision, clientv3.OpDelete(full))
+	o.end(rev, err)
+	return rev, err
 }
 
 // check validates what every call on one key needs before anything is sent.

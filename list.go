@@ -32,29 +32,34 @@ func (kv *KV[T]) List(ctx context.Context, opts ...ListOption) iter.Seq2[Entry[T
 			yield(Entry[T]{}, err)
 			return
 		}
-		kv.list(ctx, o, yield)
+		ctx, ob := kv.c.opStart(ctx, OpList, kv.prefix, "")
+		rev, err := kv.list(ctx, o, yield)
+		ob.end(rev, err)
 	}
 }
 
-func (kv *KV[T]) list(ctx context.Context, o listOptions, yield func(Entry[T], error) bool) {
+// list yields the entries, and returns the snapshot's revision and the error
+// that ended the listing, if one did.
+func (kv *KV[T]) list(ctx context.Context, o listOptions, yield func(Entry[T], error) bool) (int64, error) {
 	start, end := kv.keyRange(o)
 	rev := o.rev
 	for {
 		resp, err := kv.page(ctx, start, end, rev, o)
 		if err != nil {
-			yield(Entry[T]{}, kv.listErr(ctx, err, rev))
-			return
+			err = kv.listErr(ctx, err, rev)
+			yield(Entry[T]{}, err)
+			return rev, err
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
 		for _, p := range resp.Kvs {
 			if !yield(kv.listEntry(p, o.keysOnly)) {
-				return
+				return rev, nil
 			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return
+			return rev, nil
 		}
 		// The smallest key after the last one read.
 		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"

@@ -108,7 +108,9 @@ func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T
 	if m.task, err = kv.c.newTask(ctx, "mirror", spec.name); err != nil {
 		return nil, err
 	}
-	entries, rev, err := m.list(m.task.ctx)
+	lctx, o := kv.c.opStart(m.task.ctx, OpMirror, kv.prefix, "")
+	entries, rev, err := m.list(lctx)
+	o.end(rev, err)
 	if err != nil {
 		return nil, m.task.fail("mirror", spec.name, err)
 	}
@@ -245,6 +247,7 @@ func (m *Mirror[T]) run(ctx context.Context, conn watchConn) {
 			m.mu.Unlock()
 			return
 		}
+		m.kv.c.notice(ctx, Notice{Kind: NoticeCompactionResync, Prefix: m.kv.prefix, Revision: compactedAt(err)})
 		if !m.resync(ctx) {
 			return
 		}
@@ -313,6 +316,8 @@ func (m *Mirror[T]) decode(kv *mvccpb.KeyValue) *Entry[T] {
 	e, err := m.kv.entry(kv)
 	if err != nil {
 		m.kv.c.log.Warn("etcdkit: mirror: value left out", "key", string(kv.Key), "revision", kv.ModRevision, "error", err)
+		m.kv.c.notice(m.task.ctx, Notice{Kind: NoticeDecodeError, Prefix: m.kv.prefix,
+			Key: m.kv.relKey(kv.Key), Revision: kv.ModRevision, Err: err})
 		return nil
 	}
 	e.Key = strings.Clone(e.Key)

@@ -48,26 +48,37 @@ type Tx struct {
 // with [ErrTooManyOps] or [ErrTooLarge] when the transaction is over the
 // server's limits, with [ErrClosed] after Close, and with ctx's error.
 func (c *Client) Atomically(ctx context.Context, fn func(tx *Tx) error) error {
+	ctx, o := c.opStart(ctx, OpAtomically, "", "")
+	rev, err := c.atomically(ctx, fn, o)
+	o.end(rev, err)
+	return err
+}
+
+// atomically is Atomically; it returns the revision the transaction saw or
+// made, and counts its retries in o.
+func (c *Client) atomically(ctx context.Context, fn func(tx *Tx) error, o *observation) (int64, error) {
 	const op = "atomically"
 	for attempt := 1; ; attempt++ {
 		if err := c.checkOpen(op, ""); err != nil {
-			return err
+			return 0, err
 		}
 		if err := ctx.Err(); err != nil {
-			return &opError{op: op, err: err}
+			return 0, &opError{op: op, err: err}
 		}
 		tx := &Tx{c: c, ctx: ctx}
 		start := time.Now()
 		done, err := tx.run(fn)
 		if done {
-			return err
+			return tx.rev, err
 		}
 		if attempt >= maxConflictAttempts {
-			return &opError{op: op, err: fmt.Errorf("%w: gave up after %d attempts", ErrConflict, attempt)}
+			return 0, &opError{op: op, err: fmt.Errorf("%w: gave up after %d attempts", ErrConflict, attempt)}
 		}
+		c.notice(ctx, Notice{Kind: NoticeConflict, Revision: tx.rev, Value: int64(attempt)})
 		if err := c.conflictPause(ctx, attempt, time.Since(start)); err != nil {
-			return &opError{op: op, err: err}
+			return 0, &opError{op: op, err: err}
 		}
+		o.retried()
 	}
 }
 
@@ -121,6 +132,9 @@ func (tx *Tx) commit() (bool, error) {
 	cancel()
 	if err != nil {
 		return false, opErr("atomically", "", err)
+	}
+	if resp.Succeeded {
+		tx.rev = resp.Header.Revision // what Atomically reports it made
 	}
 	return resp.Succeeded, nil
 }

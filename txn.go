@@ -101,7 +101,15 @@ func (t *Txn) Commit() (TxnResult, error) {
 	if err := t.validate(); err != nil {
 		return TxnResult{}, err
 	}
-	ctx, cancel := t.c.bound(t.ctx)
+	ctx, o := t.c.opStart(t.ctx, OpTxn, "", "")
+	res, err := t.commit(ctx)
+	o.end(res.Revision, err)
+	return res, err
+}
+
+// commit sends the checked transaction.
+func (t *Txn) commit(ctx context.Context) (TxnResult, error) {
+	ctx, cancel := t.c.bound(ctx)
 	resp, err := t.c.raw.KV.Txn(ctx).If(t.cmps...).Then(t.then...).Else(t.els...).Commit()
 	cancel()
 	if err != nil {

@@ -103,7 +103,10 @@ func (kv *KV[T]) Watch(ctx context.Context, opts ...WatchOption) *Watcher[T] {
 		return w
 	}
 	st := watchState{fromNow: o.rev == 0, last: max(o.rev-1, 0)}
+	// The observed ctx is not the watch's: a watch outlives its start.
+	_, ob := kv.c.opStart(ctx, OpWatch, kv.prefix, spec.rel)
 	conn := spec.open(w.task.ctx, st.next())
+	ob.end(st.next(), w.task.ctx.Err())
 	w.task.start(func(ctx context.Context) { w.run(ctx, spec, st, conn) })
 	return w
 }
@@ -231,14 +234,15 @@ func (kv *KV[T]) watchSpec(op string, o watchOptions) (watchSpec, error) {
 		if err := kv.check(op, o.key); err != nil {
 			return watchSpec{}, err
 		}
-		return watchSpec{c: kv.c, key: kv.prefix + o.key, name: kv.prefix + o.key, prevKV: o.prevKV}, nil
+		return watchSpec{c: kv.c, key: kv.prefix + o.key, name: kv.prefix + o.key, prevKV: o.prevKV,
+			pfx: kv.prefix, rel: o.key}, nil
 	}
 	if err := kv.c.checkOpen(op, kv.prefix); err != nil {
 		return watchSpec{}, err
 	}
 	// An empty prefix watches every key: clientv3 turns it into a range
 	// from "\x00" on.
-	return watchSpec{c: kv.c, key: kv.prefix, name: kv.prefix, prefix: true, prevKV: o.prevKV}, nil
+	return watchSpec{c: kv.c, key: kv.prefix, name: kv.prefix, prefix: true, prevKV: o.prevKV, pfx: kv.prefix}, nil
 }
 
 // watchSpec is a key or prefix to watch, shared by Watcher, Mirror and
@@ -247,6 +251,8 @@ type watchSpec struct {
 	c      *Client
 	key    string // full key or prefix, without the client's namespace
 	name   string // what errors call it
+	pfx    string // the KV's prefix and the key within it ("" for a
+	rel    string // prefix watch), as notices name them
 	prefix bool
 	prevKV bool
 	// stream, when set, gives the watch a gRPC stream of its own: the
@@ -348,6 +354,7 @@ func (s watchSpec) follow(ctx context.Context, st *watchState, conn watchConn, h
 			if err != nil {
 				s.c.log.Warn("etcdkit: watch interrupted; resuming", "key", s.name, "revision", st.next(), "error", err)
 			}
+			s.c.notice(ctx, Notice{Kind: NoticeWatchResumed, Prefix: s.pfx, Key: s.rel, Revision: st.next(), Err: err})
 			if !st.backoff.Sleep(ctx) {
 				return nil
 			}

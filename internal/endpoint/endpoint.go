@@ -49,6 +49,9 @@ func Parse(ep string) (Endpoint, error) {
 	return e, nil
 }
 
+// Addr returns the endpoint's address: host:port, or a unix socket's path.
+func (e Endpoint) Addr() string { return e.addr }
+
 // usesTLS reports whether clientv3 will speak TLS to this endpoint.
 func (e Endpoint) usesTLS(cfg *tls.Config) bool {
 	switch e.scheme {
