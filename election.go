@@ -32,6 +32,20 @@ type Leadership struct {
 // candidate that gives up leaves no key behind, as a waiter for
 // [Client.Lock] does.
 func (c *Client) Campaign(ctx context.Context, name, value string, opts ...LockOption) (*Leadership, error) {
+	l, err := c.observeHold(ctx, OpCampaign, name, func(ctx context.Context) (*Lock, error) {
+		lead, err := c.campaign(ctx, name, value, opts)
+		if err != nil {
+			return nil, err
+		}
+		return lead.l, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Leadership{l: l}, nil
+}
+
+func (c *Client) campaign(ctx context.Context, name, value string, opts []LockOption) (*Leadership, error) {
 	prefix := name + "/"
 	l, resp, err := c.enqueue(ctx, opts, mutexSpec("campaign", name, value))
 	if err != nil {
@@ -81,7 +95,7 @@ func (ld *Leadership) Proclaim(ctx context.Context, value string) error {
 // Resign gives up the leadership, so that the next candidate leads. It
 // deletes the key only if it is still this leadership's. It is safe to call
 // again, after a failure or a success.
-func (ld *Leadership) Resign(ctx context.Context) error { return ld.l.Unlock(ctx) }
+func (ld *Leadership) Resign(ctx context.Context) error { return ld.l.release(ctx, OpResign) }
 
 // Lost returns a channel that is closed when this client no longer leads:
 // its lease could not be refreshed in time, expired or was revoked, its key
@@ -196,10 +210,22 @@ func observeInto[T any](c *Client, ctx context.Context, name string, ch chan T, 
 // leaderObserver passes leaders on, without repeating the last one, until
 // ctx ends.
 type leaderObserver struct {
-	ctx  context.Context
-	emit func(context.Context, LeaderInfo) bool
-	last LeaderInfo
-	sent bool
+	c     *Client
+	name  string
+	ctx   context.Context
+	emit  func(context.Context, LeaderInfo) bool
+	last  LeaderInfo
+	sent  bool
+	fence int64 // the leader last noticed: its fence, 0 for none, -1 before any
+}
+
+// noticeLeader tells of a leader with this fence (0: none) if it is new.
+func (o *leaderObserver) noticeLeader(fence int64) {
+	if fence == o.fence {
+		return
+	}
+	o.fence = fence
+	o.c.notice(o.ctx, Notice{Kind: NoticeLeaderChanged, Prefix: o.name, Revision: fence})
 }
 
 func (o *leaderObserver) send(kv *mvccpb.KeyValue) bool {
@@ -211,6 +237,7 @@ func (o *leaderObserver) send(kv *mvccpb.KeyValue) bool {
 		return false
 	}
 	o.last, o.sent = li, true
+	o.noticeLeader(li.Fence)
 	return true
 }
 
@@ -219,7 +246,7 @@ func (c *Client) observeLeader(ctx context.Context, name string, emit func(conte
 	defer cancel()
 	stop := context.AfterFunc(c.ctx, cancel)
 	defer stop()
-	o := &leaderObserver{ctx: ctx, emit: emit}
+	o := &leaderObserver{c: c, name: name, ctx: ctx, emit: emit, fence: -1}
 	prefix := name + "/"
 	backoff := retry.Backoff{Start: 50 * time.Millisecond, Max: time.Second}
 	for ctx.Err() == nil {
@@ -227,6 +254,7 @@ func (c *Client) observeLeader(ctx context.Context, name string, emit func(conte
 		switch {
 		case err != nil:
 		case kv == nil:
+			o.noticeLeader(0)
 			if c.waitEvent(ctx, prefix, rev, clientv3.WithPrefix(), clientv3.WithFilterDelete()) {
 				backoff.Reset()
 				continue

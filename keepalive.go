@@ -123,7 +123,17 @@ func (k *keeper) finish(why error) {
 	k.timer.Stop()
 	k.cancelLocked()
 	k.mu.Unlock()
+	k.noticeEnd(why)
 	k.end(why)
+}
+
+// noticeEnd tells the Observer that the lease was lost or expired.
+func (k *keeper) noticeEnd(why error) {
+	kind := NoticeLeaseLost
+	if errors.Is(why, ErrLeaseExpired) {
+		kind = NoticeLeaseExpired
+	}
+	k.c.notice(k.c.ctx, Notice{Kind: kind, Value: int64(k.id), Err: why})
 }
 
 func (k *keeper) cancelLocked() {
@@ -147,16 +157,19 @@ func (k *keeper) onTimer() {
 }
 
 // refreshed records that the server renewed the lease with ttl in answer
-// to a request sent at sent.
-func (k *keeper) refreshed(sent time.Time, ttl time.Duration) {
+// to a request sent at sent, and returns the margin the refresh had: how
+// long before the deadline it was sent.
+func (k *keeper) refreshed(sent time.Time, ttl time.Duration) (margin time.Duration) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	margin = k.deadline.Sub(sent)
 	k.ttl = ttl
 	k.sent = sent
 	// An earlier renewal still holds: the server never shortens a lease.
 	if d := sent.Add(ttl - safetyMargin(ttl)); d.After(k.deadline) {
 		k.deadline = d
 	}
+	return margin
 }
 
 // run refreshes the lease a refresh interval after each confirmed refresh
@@ -180,7 +193,8 @@ func (k *keeper) run(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case err == nil:
-			k.refreshed(sent, ttl)
+			margin := k.refreshed(sent, ttl)
+			k.c.notice(ctx, Notice{Kind: NoticeLeaseKeepAlive, Value: int64(k.id), Duration: margin})
 			pause.Reset()
 		case errors.Is(err, ErrLeaseExpired):
 			k.finish(ErrLeaseExpired)

@@ -193,7 +193,7 @@ func (r *leaderRun) run(parent context.Context) error {
 				continue
 			}
 		}
-		term, err := r.campaign(ctx, ls)
+		term, err := r.observedCampaign(ctx, ls)
 		if err != nil {
 			if !ls.usable() {
 				continue // a fresh lease, at once
@@ -203,6 +203,7 @@ func (r *leaderRun) run(parent context.Context) error {
 		}
 		r.pause = 0
 		ferr, returnedEarly := r.serve(ctx, ls, term)
+		r.c.notice(ctx, Notice{Kind: NoticeLeaderChanged, Prefix: r.name, Revision: term.fence, Value: -1})
 		if ferr != nil {
 			return ferr
 		}
@@ -372,6 +373,19 @@ func (r *leaderRun) dropSession(ls *leaderSession) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.c.bounds.Timeout())
 	defer cancel()
 	ls.close(ctx, r.c)
+}
+
+// observedCampaign is campaign, observed as a Campaign is.
+func (r *leaderRun) observedCampaign(ctx context.Context, ls *leaderSession) (*Term, error) {
+	ctx, o := r.c.opStart(ctx, OpCampaign, r.name, "")
+	t, err := r.campaign(ctx, ls)
+	if err != nil {
+		o.end(0, err)
+		return nil, err
+	}
+	r.c.notice(ctx, Notice{Kind: NoticeLeaderChanged, Prefix: r.name, Revision: t.fence, Value: 1})
+	o.end(t.fence, nil)
+	return t, nil
 }
 
 // campaign joins the election on ls and returns once this client leads.

@@ -51,18 +51,27 @@ func (c *Client) Grant(ctx context.Context, ttl time.Duration) (*Lease, error) {
 	if err := c.checkOpen("grant lease", ""); err != nil {
 		return nil, err
 	}
+	ctx, o := c.opStart(ctx, OpLeaseGrant, "", "")
+	l, rev, err := c.grant(ctx, ttl)
+	o.end(rev, err)
+	return l, err
+}
+
+// grant is Grant once ttl is checked; it returns the revision it saw.
+func (c *Client) grant(ctx context.Context, ttl time.Duration) (*Lease, int64, error) {
 	secs := int64((ttl + time.Second - 1) / time.Second)
 	sent := time.Now() // the server counts from a moment after this
 	ctx, cancel := c.bound(ctx)
 	resp, err := c.raw.Lease.Grant(ctx, secs)
 	cancel()
 	if err != nil {
-		return nil, opErr("grant lease", "", err)
+		return nil, 0, opErr("grant lease", "", err)
 	}
 	if resp.Error != "" {
-		return nil, &opError{op: "grant lease", err: errors.New(resp.Error)}
+		return nil, 0, &opError{op: "grant lease", err: errors.New(resp.Error)}
 	}
-	return c.newLease(resp.ID, time.Duration(resp.TTL)*time.Second, sent)
+	l, err := c.newLease(resp.ID, time.Duration(resp.TTL)*time.Second, sent)
+	return l, resp.GetRevision(), err
 }
 
 func (c *Client) newLease(id clientv3.LeaseID, ttl time.Duration, sent time.Time) (*Lease, error) {
@@ -153,7 +162,10 @@ func (l *Lease) Revoke(ctx context.Context) error {
 	if err := l.c.checkOpen("revoke "+l.op(), ""); err != nil {
 		return err
 	}
-	if err := l.revoke(ctx); err != nil {
+	ctx, o := l.c.opStart(ctx, OpLeaseRevoke, "", "")
+	err := l.revoke(ctx)
+	o.end(0, err)
+	if err != nil {
 		return err
 	}
 	l.finish(ErrLeaseRevoked)

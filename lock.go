@@ -68,14 +68,37 @@ type Lock struct {
 // "a" (not the other way round). Use names of which none is another's
 // prefix followed by "/".
 func (c *Client) Lock(ctx context.Context, name string, opts ...LockOption) (*Lock, error) {
-	return c.lock(ctx, "lock", name, opts, false)
+	return c.observeHold(ctx, OpLock, name, func(ctx context.Context) (*Lock, error) {
+		return c.lock(ctx, "lock", name, opts, false)
+	})
 }
 
 // TryLock takes the lock called name if it is free, and fails at once with
 // [ErrLocked] if another holder has it, leaving no key behind. Its other
 // errors are those of [Client.Lock].
 func (c *Client) TryLock(ctx context.Context, name string, opts ...LockOption) (*Lock, error) {
-	return c.lock(ctx, "try lock", name, opts, true)
+	return c.observeHold(ctx, OpLock, name, func(ctx context.Context) (*Lock, error) {
+		return c.lock(ctx, "try lock", name, opts, true)
+	})
+}
+
+// observeHold runs take, which takes a lock, a hold or a leadership on
+// name, as the operation op, and tells of the wait when it succeeds.
+func (c *Client) observeHold(ctx context.Context, op, name string, take func(context.Context) (*Lock, error)) (*Lock, error) {
+	start := time.Now()
+	ctx, o := c.opStart(ctx, op, name, "")
+	l, err := take(ctx)
+	if err != nil {
+		o.end(0, err)
+		return nil, err
+	}
+	n := Notice{Kind: NoticeLockAcquired, Prefix: name, Revision: l.fence, Duration: time.Since(start)}
+	if op == OpCampaign {
+		n = Notice{Kind: NoticeLeaderChanged, Prefix: name, Revision: l.fence, Value: 1}
+	}
+	c.notice(ctx, n)
+	o.end(l.fence, nil)
+	return l, nil
 }
 
 // WithLock runs fn while holding the lock called name, and releases the lock
@@ -482,6 +505,18 @@ func (l *Lock) held() clientv3.Cmp {
 // may still be held; call it again, or rely on [Client.Close], which revokes
 // the lease.
 func (l *Lock) Unlock(ctx context.Context) error {
+	return l.release(ctx, OpUnlock)
+}
+
+// release is Unlock, observed as the operation op.
+func (l *Lock) release(ctx context.Context, op string) error {
+	ctx, o := l.c.opStart(ctx, op, l.name, "")
+	err := l.unlock(ctx)
+	o.end(0, err)
+	return err
+}
+
+func (l *Lock) unlock(ctx context.Context) error {
 	l.mu.Lock()
 	if l.released {
 		l.mu.Unlock()
@@ -550,7 +585,7 @@ func (l *Lock) monitor() {
 		l.lostCancel(&opError{op: "hold lock", key: l.key, err: ErrClosed})
 	})
 	defer stopC()
-	stopS := context.AfterFunc(l.s.ctx, func() { l.lostCancel(l.sessionErr("hold lock", l.key)) })
+	stopS := context.AfterFunc(l.s.ctx, func() { l.lose(l.sessionErr("hold lock", l.key)) })
 	defer stopS()
 	rev := l.rev
 	backoff := retry.Backoff{Start: 50 * time.Millisecond, Max: time.Second}
@@ -578,9 +613,18 @@ func (l *Lock) keyDeleted() {
 		l.mu.Unlock()
 		return
 	}
-	l.lostCancel(l.lostErr(ErrLeaseExpired, "the key was deleted"))
+	l.lose(l.lostErr(ErrLeaseExpired, "the key was deleted"))
 	l.mu.Unlock()
 	l.detach()
+}
+
+// lose ends l.lost with err and, unless it had ended already (the lock
+// released), tells of the loss.
+func (l *Lock) lose(err error) {
+	l.lostCancel(err)
+	if context.Cause(l.lost) == err {
+		l.c.notice(l.c.ctx, Notice{Kind: NoticeLockLost, Prefix: l.name, Revision: l.fence, Err: err})
+	}
 }
 
 // watchKey watches key from after rev until it is deleted, or with

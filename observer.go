@@ -67,6 +67,10 @@ type Operation struct {
 }
 
 // Names of the operations the root package reports in [Operation.Name].
+// OpLock names [Client.Lock] and [Client.TryLock] and the holds of a
+// [Semaphore] or [RWMutex]; OpCampaign names [Client.Campaign] and each
+// campaign of [Client.RunAsLeader]; OpWatch and OpMirror end once the watch
+// is set up or the mirror has its first listing, not when they stop.
 const (
 	OpGet              = "get"
 	OpList             = "list"
@@ -111,30 +115,38 @@ const (
 	NoticeConflict
 	// NoticeLeaseKeepAlive: a lease was refreshed; Duration is the margin,
 	// how long before the lease could have expired the refresh was sent.
+	// Value is the lease's ID, as for the two notices that follow.
 	NoticeLeaseKeepAlive
 	// NoticeLeaseLost: a lease could not be refreshed in time ([ErrLeaseLost]).
 	NoticeLeaseLost
 	// NoticeLeaseExpired: the server said a lease is gone ([ErrLeaseExpired]).
 	NoticeLeaseExpired
 	// NoticeLockAcquired: a lock (or semaphore slot, or read or write hold)
-	// was taken; Duration is how long the caller waited.
+	// was taken; Duration is how long the caller waited, Revision is its
+	// fence.
 	NoticeLockAcquired
-	// NoticeLockLost: a held lock was lost before it was released; Err says why.
+	// NoticeLockLost: a held lock (or hold, or leadership) was lost before
+	// it was released; Err says why. A loss is noticed by a lock that
+	// watches for it: once [Lock.Lost] or [Lock.Err] was called, and always
+	// under [Client.WithLock].
 	NoticeLockLost
 	// NoticeLeaderChanged: an observed or campaigned election has another
-	// leader; Revision is the new leader's key's create revision, 0 when no
-	// one leads, and Value is 1 when this client became the leader and -1
-	// when it stopped being it (0 for an observer).
+	// leader; Revision is the new leader's key's create revision (its
+	// fence), 0 when no one leads, and Value is 0. When this client became
+	// the leader Value is 1, and when it stopped being it (in
+	// [Client.RunAsLeader]) Value is -1 and Revision the fence of the term
+	// that ended.
 	NoticeLeaderChanged
 	// NoticeMirrorLag: how far a Mirror is behind the server; Value is the
-	// number of revisions, Revision the Mirror's own.
+	// number of revisions, Revision the Mirror's own. The root package does
+	// not send it: a Mirror's lag is read from the Mirror.
 	NoticeMirrorLag
 	// NoticeDecodeError: a stored value did not decode; Err is the
 	// [*DecodeError]. Reads return it; a Mirror, Follow or Queue skips the
 	// value and goes on.
 	NoticeDecodeError
-	// NoticeQueueDepth: how many items a queue held when it was last read;
-	// Value is the count.
+	// NoticeQueueDepth: how many items a queue held when [Queue.Len]
+	// counted them; Value is the count, Revision the revision counted at.
 	NoticeQueueDepth
 )
 

@@ -143,12 +143,18 @@ func (q *Queue[T]) enqueue(ctx context.Context, bucket string, v T) (string, err
 	if err != nil {
 		return "", err
 	}
-	key, _, err := appendSeq(ctx, q.kv.c, "enqueue", q.seq+bucket, q.items+bucket, val)
+	ctx, o := q.kv.c.opStart(ctx, OpEnqueue, q.prefix(), "")
+	key, rev, err := appendSeq(ctx, q.kv.c, "enqueue", q.seq+bucket, q.items+bucket, val)
+	o.end(rev, err)
 	if err != nil {
 		return "", err
 	}
 	return "items/" + bucket + key, nil
 }
+
+// prefix is the prefix the queue was made with, as notices and operations
+// name it.
+func (q *Queue[T]) prefix() string { return strings.TrimSuffix(q.items, "items/") }
 
 // Dequeue takes the first item of the queue, waiting until there is one or
 // ctx ends. It fails with ctx's error, or [ErrClosed] once the client closed.
@@ -191,7 +197,9 @@ func (q *Queue[T]) Len(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, opErr("queue length", q.items, err)
 	}
-	return resp.Responses[0].GetResponseRange().Count - resp.Responses[1].GetResponseRange().Count, nil
+	n := resp.Responses[0].GetResponseRange().Count - resp.Responses[1].GetResponseRange().Count
+	q.kv.c.notice(ctx, Notice{Kind: NoticeQueueDepth, Prefix: q.prefix(), Revision: resp.Header.Revision, Value: n})
+	return n, nil
 }
 
 func (q *Queue[T]) check(ctx context.Context, op string) error {
@@ -211,6 +219,14 @@ func (q *Queue[T]) dequeue(ctx context.Context, wait bool) (Item[T], error) {
 	if err := q.check(ctx, "dequeue"); err != nil {
 		return Item[T]{}, err
 	}
+	ctx, o := q.kv.c.opStart(ctx, OpDequeue, q.prefix(), "")
+	it, err := q.take1(ctx, wait)
+	o.end(it.Dequeued, err)
+	return it, err
+}
+
+// take1 takes one item, waiting for one if wait is set.
+func (q *Queue[T]) take1(ctx context.Context, wait bool) (Item[T], error) {
 	for {
 		v, err := q.scan(ctx)
 		if err != nil {
@@ -364,7 +380,9 @@ func (q *Queue[T]) bury(ctx context.Context, kv *mvccpb.KeyValue, decodeErr erro
 		}
 		return Item[T]{}, false, nil
 	}
-	return Item[T]{}, true, &opError{op: "dequeue", key: key, err: fmt.Errorf("%w; its value was moved to %q", &DecodeError{Key: q.relKey(kv.Key), Err: decodeErr}, deadKey)}
+	derr := &DecodeError{Key: q.relKey(kv.Key), Err: decodeErr}
+	q.kv.c.notice(ctx, Notice{Kind: NoticeDecodeError, Prefix: q.prefix(), Key: derr.Key, Revision: kv.ModRevision, Err: derr})
+	return Item[T]{}, true, &opError{op: "dequeue", key: key, err: fmt.Errorf("%w; its value was moved to %q", derr, deadKey)}
 }
 
 // remove deletes the item if it is unchanged, and returns the revision of
@@ -497,6 +515,13 @@ func (q *Queue[T]) ack(ctx context.Context, key, claimKey string, claimRev int64
 	if err := q.kv.c.checkOpen("ack", key); err != nil {
 		return err
 	}
+	ctx, o := q.kv.c.opStart(ctx, OpAck, q.prefix(), "")
+	rev, err := q.ackOnce(ctx, key, claimKey, claimRev)
+	o.end(rev, err)
+	return err
+}
+
+func (q *Queue[T]) ackOnce(ctx context.Context, key, claimKey string, claimRev int64) (int64, error) {
 	bctx, cancel := q.kv.c.bound(ctx)
 	defer cancel()
 	resp, err := q.kv.c.raw.KV.Txn(bctx).
@@ -505,13 +530,13 @@ func (q *Queue[T]) ack(ctx context.Context, key, claimKey string, claimRev int64
 	if err != nil {
 		// The claim stays held: if the delete did not commit, the item is
 		// still this consumer's, and Ack may be called again.
-		return opErr("ack", key, err)
+		return 0, opErr("ack", key, err)
 	}
 	q.forget(claimKey)
 	if !resp.Succeeded {
-		return &opError{op: "ack", key: key, err: fmt.Errorf("%w: the claim was lost, the item may be delivered again", ErrLeaseExpired)}
+		return 0, &opError{op: "ack", key: key, err: fmt.Errorf("%w: the claim was lost, the item may be delivered again", ErrLeaseExpired)}
 	}
-	return nil
+	return resp.Header.Revision, nil
 }
 
 // claimLease returns the live lease claims are made under, granting a new

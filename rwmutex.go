@@ -57,6 +57,12 @@ func (m *RWMutex) TryLock(ctx context.Context) (*Lock, error) {
 }
 
 func (m *RWMutex) take(ctx context.Context, op string, write, try bool) (*Lock, error) {
+	return m.c.observeHold(ctx, OpLock, m.name, func(ctx context.Context) (*Lock, error) {
+		return m.takeHold(ctx, op, write, try)
+	})
+}
+
+func (m *RWMutex) takeHold(ctx context.Context, op string, write, try bool) (*Lock, error) {
 	dir, blockers := m.name+"/read/", m.name+"/write/"
 	if write {
 		dir, blockers = m.name+"/write/", m.name+"/"

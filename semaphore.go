@@ -33,13 +33,17 @@ func (c *Client) Semaphore(name string, limit int, opts ...LockOption) *Semaphor
 // admitted before it. Its errors are those of [Client.Lock], and
 // [ErrInvalidArgument] for a limit under one.
 func (sem *Semaphore) Acquire(ctx context.Context) (*Lock, error) {
-	return sem.take(ctx, "acquire", false)
+	return sem.c.observeHold(ctx, OpLock, sem.name, func(ctx context.Context) (*Lock, error) {
+		return sem.take(ctx, "acquire", false)
+	})
 }
 
 // TryAcquire takes a hold if one is free, and fails at once with [ErrLocked]
 // otherwise, leaving no key behind.
 func (sem *Semaphore) TryAcquire(ctx context.Context) (*Lock, error) {
-	return sem.take(ctx, "try acquire", true)
+	return sem.c.observeHold(ctx, OpLock, sem.name, func(ctx context.Context) (*Lock, error) {
+		return sem.take(ctx, "try acquire", true)
+	})
 }
 
 func (sem *Semaphore) take(ctx context.Context, op string, try bool) (*Lock, error) {
