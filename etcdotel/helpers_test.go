@@ -196,6 +196,16 @@ func events(s sdktrace.ReadOnlySpan, name string) []sdktrace.Event {
 	return out
 }
 
+// eventAttr returns the event's attribute key (an empty value if it has none).
+func eventAttr(e sdktrace.Event, key attribute.Key) attribute.Value {
+	for _, kv := range e.Attributes {
+		if kv.Key == key {
+			return kv.Value
+		}
+	}
+	return attribute.Value{}
+}
+
 // testCtx returns a context that ends with t, bounded so a hung call fails
 // the test instead of the whole run.
 func testCtx(t testing.TB) context.Context {
