@@ -218,3 +218,23 @@ func testCtx(t testing.TB) context.Context {
 func testPrefix(t testing.TB) string {
 	return strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "/"
 }
+
+// pointSets returns the attribute sets of an aggregation's points.
+func pointSets(data metricdata.Aggregation) []attribute.Set {
+	var sets []attribute.Set
+	switch d := data.(type) {
+	case metricdata.Sum[int64]:
+		for _, p := range d.DataPoints {
+			sets = append(sets, p.Attributes)
+		}
+	case metricdata.Gauge[int64]:
+		for _, p := range d.DataPoints {
+			sets = append(sets, p.Attributes)
+		}
+	case metricdata.Histogram[float64]:
+		for _, p := range d.DataPoints {
+			sets = append(sets, p.Attributes)
+		}
+	}
+	return sets
+}
