@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -104,8 +105,8 @@ var sentinelNames = []struct {
 // ("not_found" for [etcdkit.ErrNotFound], "lease_lost" for
 // [etcdkit.ErrLeaseLost]), "canceled" or "deadline_exceeded" for a ctx
 // that ended, "decode_error" for an [*etcdkit.DecodeError], and otherwise
-// the Go type of the innermost error in err's chain, such as
-// "*net.OpError". It never looks at err's message, which can quote a key.
+// the Go type of the first error in err's chain that is neither etcdkit's
+// nor fmt.Errorf's wrapping, such as "*net.OpError". It never looks at err's message, which can quote a key.
 // It returns "" for a nil err.
 func ErrorType(err error) string {
 	if err == nil {
@@ -121,18 +122,27 @@ func ErrorType(err error) string {
 			return s.name
 		}
 	}
-	return semconv.ErrorType(innermost(err)).Value.AsString()
+	return semconv.ErrorType(unwrapOwn(err)).Value.AsString()
 }
 
-// innermost follows err's single-error chain to its end, past etcdkit's
-// wrappers that name what was attempted.
-func innermost(err error) error {
-	for range 100 {
+// unwrapOwn follows err's chain past etcdkit's wrappers, which name what
+// was attempted, and fmt's, to the error they wrap.
+func unwrapOwn(err error) error {
+	for range 100 { // a chain that long is a cycle
 		next := errors.Unwrap(err)
-		if next == nil {
+		if next == nil || !isWrapper(err) {
 			return err
 		}
 		err = next
 	}
 	return err
+}
+
+func isWrapper(err error) bool {
+	t := reflect.TypeOf(err)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	pkg := t.PkgPath()
+	return pkg == "fmt" || pkg == "github.com/etcdkit/etcdkit" || strings.HasPrefix(pkg, "github.com/etcdkit/etcdkit/")
 }
