@@ -30,8 +30,9 @@ type Client struct {
 	bounds *deadline.Bounds
 	lim    limits // the server's limits, checked before sending
 
-	obs       Observer // nil: nothing is observed
-	firstAddr string   // the address reported when no member answered
+	obs       Observer                  // nil: nothing is observed
+	firstAddr string                    // the address reported when no member answered
+	lastAddr  atomic.Pointer[namedAddr] // the last member an observed request reached
 
 	ctx    context.Context // ends when Close is called
 	cancel context.CancelFunc

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -17,12 +18,24 @@ import (
 // observation is one operation being reported to the Client's Observer.
 // A nil *observation, which opStart returns when there is no Observer,
 // does nothing: that is what keeps an unobserved call free.
+//
+// It is also the ctx the operation runs with: the one OperationStart
+// returned, in which the gRPC interceptor finds the observation to tell it
+// which member answered. Being both saves an allocation per call.
 type observation struct {
-	obs Observer
-	ctx context.Context // the one OperationStart returned
+	context.Context // the one OperationStart returned
+	c               *Client
 
 	mu sync.Mutex // guards op.Server, set by the requests the operation sends
 	op Operation
+}
+
+// Value finds the observation itself under observationKey.
+func (o *observation) Value(key any) any {
+	if key == (observationKey{}) {
+		return o
+	}
+	return o.Context.Value(key)
 }
 
 // observationKey carries the running observation in a request's ctx, so
@@ -40,12 +53,11 @@ func (c *Client) opStart(ctx context.Context, name, prefix, key string) (context
 }
 
 func (c *Client) startObservation(ctx context.Context, name, prefix, key string) (context.Context, *observation) {
-	o := &observation{obs: c.obs, op: Operation{
+	o := &observation{c: c, op: Operation{
 		Name: name, Prefix: prefix, Key: key, Start: time.Now(), Server: c.firstAddr,
 	}}
-	ctx = c.obs.OperationStart(ctx, o.op)
-	o.ctx = ctx
-	return context.WithValue(ctx, observationKey{}, o), o
+	o.Context = c.obs.OperationStart(ctx, o.op)
+	return o, o
 }
 
 // retried counts one more attempt after the first.
@@ -64,13 +76,36 @@ func (o *observation) end(rev int64, err error) {
 	op := o.op
 	o.mu.Unlock()
 	op.Revision, op.Err = rev, err
-	o.obs.OperationEnd(o.ctx, op)
+	o.c.obs.OperationEnd(o.Context, op)
 }
 
-func (o *observation) answeredBy(server string) {
+func (o *observation) answeredBy(addr net.Addr) {
+	server := o.c.addrString(addr)
 	o.mu.Lock()
 	o.op.Server = server
 	o.mu.Unlock()
+}
+
+// namedAddr is an address with its String, kept so that the interceptor
+// does not format the same member's address on every call.
+type namedAddr struct {
+	addr *net.TCPAddr
+	name string
+}
+
+// addrString returns addr.String(), from the last one formatted when addr
+// is the same connection's.
+func (c *Client) addrString(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return addr.String()
+	}
+	if last := c.lastAddr.Load(); last != nil && last.addr == tcp {
+		return last.name
+	}
+	last := &namedAddr{addr: tcp, name: tcp.String()}
+	c.lastAddr.Store(last)
+	return last.name
 }
 
 // Observe reports an operation to the Client's [Observer], for packages
@@ -137,7 +172,7 @@ func observeServer(ctx context.Context, method string, req, reply any,
 	var p peer.Peer
 	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Peer(&p))...)
 	if p.Addr != nil {
-		o.answeredBy(p.Addr.String())
+		o.answeredBy(p.Addr)
 	}
 	return err
 }

@@ -193,7 +193,9 @@ func (cp *Compactor) tryWin(ctx context.Context) (*Compaction, error) {
 
 func (cp *Compactor) compact(ctx context.Context, cmp *Compaction) error {
 	// Physical: once reported, the space is free for Defragment.
-	_, err := cp.c.Raw().Compact(ctx, cmp.Revision, clientv3.WithCompactPhysical())
+	octx, end := cp.c.Observe(ctx, "compact", "", "")
+	_, err := cp.c.Raw().Compact(octx, cmp.Revision, clientv3.WithCompactPhysical())
+	end(cmp.Revision, err)
 	if errors.Is(err, rpctypes.ErrCompacted) {
 		// Someone else (etcd's own auto-compaction, an operator) went as far.
 		cp.done = cmp.Revision

@@ -65,6 +65,13 @@ func Defragment(ctx context.Context, c *etcdkit.Client, opts ...DefragOption) (*
 	if o.ratio < 0 || o.ratio > 1 || o.minFree < 0 {
 		return nil, invalid("defragment", "free-space rule %v of the file and %d bytes: want a ratio in [0, 1] and bytes >= 0", o.ratio, o.minFree)
 	}
+	ctx, end := c.Observe(ctx, "defragment", "", "")
+	rep, err := defragment(ctx, c, o)
+	end(0, err)
+	return rep, err
+}
+
+func defragment(ctx context.Context, c *etcdkit.Client, o defragOptions) (*DefragReport, error) {
 	rep := &DefragReport{DryRun: o.dryRun}
 	done := map[uint64]bool{}
 	for {

@@ -59,6 +59,8 @@ func Export(ctx context.Context, c *etcdkit.Client, prefix string, w io.Writer) 
 	if w == nil {
 		return 0, invalid("export", "nil writer")
 	}
+	ctx, end := c.Observe(ctx, "export", prefix, "")
+	defer func() { end(0, err) }()
 	bw := bufio.NewWriter(w)
 	ttls := map[int64]int64{}
 	kv := etcdkit.NewKV(c, prefix, etcdkit.Bytes())
@@ -162,7 +164,10 @@ func Import(ctx context.Context, c *etcdkit.Client, r io.Reader, opts ...ImportO
 		return 0, err
 	}
 	im := importer{c: c, o: o, leases: map[int64]clientv3.LeaseID{}, maxOps: etcdkit.DefaultMaxTxnOps}
-	return im.run(ctx, recs)
+	ctx, end := c.Observe(ctx, "import", "", "")
+	n, err = im.run(ctx, recs)
+	end(0, err)
+	return n, err
 }
 
 // readRecords reads and checks the whole input.

@@ -120,6 +120,13 @@ func Health(ctx context.Context, c *etcdkit.Client) (*Report, error) {
 	if err := checkClient("health", c); err != nil {
 		return nil, err
 	}
+	ctx, end := c.Observe(ctx, "health", "", "")
+	r, err := health(ctx, c)
+	end(0, err)
+	return r, err
+}
+
+func health(ctx context.Context, c *etcdkit.Client) (*Report, error) {
 	raw := c.Raw()
 	lctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()

@@ -33,6 +33,7 @@ var (
 	setupErr  error
 	server    *etcdtest.Server // nil with an external server
 	kit       *etcdkit.Client  // the facade
+	kitCfg    etcdkit.Config   // what kit was made with, for clients made otherwise
 	raw       *clientv3.Client // a separate plain clientv3 connection to the same server
 )
 
@@ -72,6 +73,7 @@ func setup() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	kitCfg = cfg
 	if kit, err = etcdkit.New(ctx, cfg); err != nil {
 		return err
 	}

@@ -51,6 +51,14 @@ func LookupOf[M any](ctx context.Context, c *etcdkit.Client, service string, opt
 	if o.filter != nil && o.filter.err != nil {
 		return nil, &errs.Op{Op: "lookup", Key: service, Err: o.filter.err}
 	}
+	ctx, end := c.Observe(ctx, "lookup", service+"/", "")
+	found, err := lookup[M](ctx, c, service, o)
+	end(0, err)
+	return found, err
+}
+
+// lookup lists the instances of service that o keeps.
+func lookup[M any](ctx context.Context, c *etcdkit.Client, service string, o lookupOptions) ([]InstanceOf[M], error) {
 	found := []InstanceOf[M]{}
 	var bad []error
 	for e, err := range instances[M](c, service).List(ctx) {

@@ -164,7 +164,9 @@ func RegisterOf[M any](ctx context.Context, c *etcdkit.Client, service string, i
 	if err := r.start(inst.Health); err != nil {
 		return nil, &errs.Op{Op: "register", Key: key, Err: fmt.Errorf("%w: encode: %w", etcdkit.ErrInvalidArgument, err)}
 	}
-	lease, rev, err := r.register(ctx)
+	octx, end := c.Observe(ctx, "register", service+"/", inst.ID)
+	lease, rev, err := r.register(octx)
+	end(rev, err)
 	if err != nil {
 		return nil, &errs.Op{Op: "register", Key: r.key, Err: err}
 	}
@@ -230,7 +232,10 @@ func (r *Registration) Close(ctx context.Context) error {
 		if lease == nil || lease.Err() != nil {
 			return // lost or ended with the client: nothing holds the key
 		}
-		if err := lease.Revoke(ctx); err != nil && !errors.Is(err, etcdkit.ErrClosed) {
+		octx, end := r.c.Observe(ctx, "deregister", r.kv.Prefix(), r.id)
+		err := lease.Revoke(octx)
+		end(0, err)
+		if err != nil && !errors.Is(err, etcdkit.ErrClosed) {
 			r.closeErr = &errs.Op{Op: "deregister", Key: r.key, Err: err}
 		}
 	})

@@ -1,0 +1,455 @@
+package etcdkit_test
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc"
+
+	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/etcdtest"
+)
+
+// recorder is an Observer that keeps what it is told.
+type recorder struct {
+	mu      sync.Mutex
+	starts  []etcdkit.Operation
+	ends    []etcdkit.Operation
+	notices []etcdkit.Notice
+}
+
+func (r *recorder) OperationStart(ctx context.Context, op etcdkit.Operation) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.starts = append(r.starts, op)
+	return ctx
+}
+
+func (r *recorder) OperationEnd(_ context.Context, op etcdkit.Operation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ends = append(r.ends, op)
+}
+
+func (r *recorder) Notice(_ context.Context, n etcdkit.Notice) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notices = append(r.notices, n)
+}
+
+// ended returns the operations named name that ended.
+func (r *recorder) ended(name string) []etcdkit.Operation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ops []etcdkit.Operation
+	for _, op := range r.ends {
+		if op.Name == name {
+			ops = append(ops, op)
+		}
+	}
+	return ops
+}
+
+// notice waits, within a bound, for a notice of kind, and returns the first.
+func (r *recorder) notice(t testing.TB, kind etcdkit.NoticeKind) etcdkit.Notice {
+	t.Helper()
+	var found etcdkit.Notice
+	require.Eventually(t, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		i := slices.IndexFunc(r.notices, func(n etcdkit.Notice) bool { return n.Kind == kind })
+		if i >= 0 {
+			found = r.notices[i]
+		}
+		return i >= 0
+	}, 20*time.Second, 10*time.Millisecond, "no %v notice", kind)
+	return found
+}
+
+// observed returns a client of the shared server that reports to a new
+// recorder.
+func observed(t testing.TB, opts ...etcdtest.ClientOption) (*etcdkit.Client, *recorder) {
+	t.Helper()
+	rec := &recorder{}
+	opts = append(opts, etcdtest.WithClientConfig(func(cfg *etcdkit.Config) { cfg.Observer = rec }))
+	return testServer.Client(t, opts...), rec
+}
+
+// serverAddrs returns the host:port of each endpoint of the shared server.
+func serverAddrs(t testing.TB) []string {
+	t.Helper()
+	var addrs []string
+	for _, ep := range testServer.Endpoints() {
+		u, err := url.Parse(ep)
+		require.NoError(t, err)
+		addrs = append(addrs, u.Host)
+	}
+	return addrs
+}
+
+// TestObserver_Operations: each kind of operation reports its start and
+// its end once, named, with the KV's (or lock's, election's, queue's)
+// prefix, the revision it saw or made, no error, and the member that
+// answered.
+func TestObserver_Operations(t *testing.T) {
+	t.Parallel()
+	cli, rec := observed(t)
+	ctx := testCtx(t)
+	prefix := testPrefix(t)
+	kv := etcdkit.NewKV(cli, prefix, etcdkit.String())
+
+	put, err := kv.Put(ctx, "a", "1")
+	require.NoError(t, err)
+	_, err = kv.Get(ctx, "a")
+	require.NoError(t, err)
+	for _, err := range kv.List(ctx) {
+		require.NoError(t, err)
+	}
+	_, err = kv.Create(ctx, "b", "1")
+	require.NoError(t, err)
+	cas, err := kv.CompareAndSwap(ctx, "a", "2", put)
+	require.NoError(t, err)
+	_, err = kv.Update(ctx, "a", func(string) (string, error) { return "3", nil })
+	require.NoError(t, err)
+	_, err = kv.Delete(ctx, "b")
+	require.NoError(t, err)
+	cur, err := kv.Get(ctx, "a")
+	require.NoError(t, err)
+	_, err = kv.CompareAndDelete(ctx, "a", cur.ModRevision)
+	require.NoError(t, err)
+	_, err = cli.Txn(ctx).Then(kv.PutOp("t", "1")).Commit()
+	require.NoError(t, err)
+	require.NoError(t, cli.Atomically(ctx, func(tx *etcdkit.Tx) error {
+		kv.In(tx).Put("s", "1")
+		return nil
+	}))
+	_, err = kv.PutMany(ctx, maps2(map[string]string{"m1": "1", "m2": "2"}))
+	require.NoError(t, err)
+	_, err = kv.DeleteMany(ctx, slices.Values([]string{"m1", "m2"}))
+	require.NoError(t, err)
+	w := kv.Watch(ctx)
+	w.Close()
+	m, err := kv.Mirror(ctx)
+	require.NoError(t, err)
+	m.Close()
+
+	lease, err := cli.Grant(ctx, 5*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, lease.Revoke(ctx))
+	l, err := cli.Lock(ctx, prefix+"lock")
+	require.NoError(t, err)
+	require.NoError(t, l.Unlock(ctx))
+	ld, err := cli.Campaign(ctx, prefix+"election", "me")
+	require.NoError(t, err)
+	require.NoError(t, ld.Resign(ctx))
+	q := etcdkit.NewQueue(cli, prefix+"queue/", etcdkit.String(), etcdkit.AtLeastOnce(5*time.Second))
+	_, err = q.Enqueue(ctx, "job")
+	require.NoError(t, err)
+	it, err := q.Dequeue(ctx)
+	require.NoError(t, err)
+	require.NoError(t, it.Ack(ctx))
+	require.NoError(t, q.Close(ctx))
+
+	tests := []struct {
+		name, prefix string
+		rev          bool // a revision is reported
+	}{
+		{etcdkit.OpPut, prefix, true},
+		{etcdkit.OpGet, prefix, true},
+		{etcdkit.OpList, prefix, true},
+		{etcdkit.OpCreate, prefix, true},
+		{etcdkit.OpCompareAndSwap, prefix, true},
+		{etcdkit.OpUpdate, prefix, true},
+		{etcdkit.OpDelete, prefix, true},
+		{etcdkit.OpCompareAndDelete, prefix, true},
+		{etcdkit.OpTxn, "", true},
+		{etcdkit.OpAtomically, "", true},
+		{etcdkit.OpPutMany, prefix, true},
+		{etcdkit.OpDeleteMany, prefix, true},
+		{etcdkit.OpWatch, prefix, false},
+		{etcdkit.OpMirror, prefix, true},
+		{etcdkit.OpLeaseGrant, "", true},
+		{etcdkit.OpLeaseRevoke, "", false},
+		{etcdkit.OpLock, prefix + "lock", true},
+		{etcdkit.OpUnlock, prefix + "lock", false},
+		{etcdkit.OpCampaign, prefix + "election", true},
+		{etcdkit.OpResign, prefix + "election", false},
+		{etcdkit.OpEnqueue, prefix + "queue/", true},
+		{etcdkit.OpDequeue, prefix + "queue/", true},
+		{etcdkit.OpAck, prefix + "queue/", true},
+	}
+	addrs := serverAddrs(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ops := rec.ended(tt.name)
+			require.NotEmpty(t, ops, "no %s ended", tt.name)
+			op := ops[0]
+			assert.Equal(t, tt.prefix, op.Prefix)
+			assert.NoError(t, op.Err)
+			assert.False(t, op.Start.IsZero(), "Start")
+			assert.Contains(t, addrs, op.Server)
+			if tt.rev {
+				assert.Positive(t, op.Revision)
+			} else {
+				assert.Zero(t, op.Revision)
+			}
+		})
+	}
+	assert.Equal(t, cas, rec.ended(etcdkit.OpCompareAndSwap)[0].Revision, "CompareAndSwap's revision")
+	assert.Equal(t, "a", rec.ended(etcdkit.OpGet)[0].Key, "Get's key, relative to the prefix")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	assert.Len(t, rec.starts, len(rec.ends), "every start has its end")
+}
+
+func maps2(m map[string]string) func(func(string, string) bool) {
+	return func(yield func(string, string) bool) {
+		for k, v := range m {
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
+}
+
+// TestObserver_OperationError: a failed operation ends with its error.
+func TestObserver_OperationError(t *testing.T) {
+	t.Parallel()
+	cli, rec := observed(t)
+	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
+	_, err := kv.Get(testCtx(t), "missing")
+	require.ErrorIs(t, err, etcdkit.ErrNotFound)
+	ops := rec.ended(etcdkit.OpGet)
+	require.Len(t, ops, 1)
+	assert.ErrorIs(t, ops[0].Err, etcdkit.ErrNotFound)
+	assert.Zero(t, ops[0].Revision)
+}
+
+// TestObserver_UpdateConflict: an Update that finds the key changed under
+// it tells of the conflict, and its end counts the retry.
+func TestObserver_UpdateConflict(t *testing.T) {
+	t.Parallel()
+	cli, rec := observed(t)
+	ctx := testCtx(t)
+	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
+	other := etcdkit.NewKV(newClient(t), kv.Prefix(), etcdkit.String())
+	_, err := kv.Put(ctx, "k", "0")
+	require.NoError(t, err)
+	var calls atomic.Int32
+	_, err = kv.Update(ctx, "k", func(cur string) (string, error) {
+		if calls.Add(1) == 1 {
+			_, err := other.Put(ctx, "k", "changed")
+			require.NoError(t, err)
+		}
+		return cur + "+", nil
+	})
+	require.NoError(t, err)
+	n := rec.notice(t, etcdkit.NoticeConflict)
+	assert.Equal(t, kv.Prefix(), n.Prefix)
+	assert.Equal(t, "k", n.Key)
+	assert.Equal(t, int64(1), n.Value, "the attempt that conflicted")
+	ops := rec.ended(etcdkit.OpUpdate)
+	require.Len(t, ops, 1)
+	assert.Equal(t, 1, ops[0].Retries)
+}
+
+// TestObserver_MirrorDecodeError: a value a Mirror cannot decode is left
+// out, and the Observer is told which key it was.
+func TestObserver_MirrorDecodeError(t *testing.T) {
+	t.Parallel()
+	cli, rec := observed(t)
+	ctx := testCtx(t)
+	prefix := testPrefix(t)
+	_, err := etcdkit.NewKV(cli, prefix, etcdkit.String()).Put(ctx, "bad", "not json")
+	require.NoError(t, err)
+	m, err := etcdkit.NewKV(cli, prefix, etcdkit.JSON[int]()).Mirror(ctx)
+	require.NoError(t, err)
+	defer m.Close()
+	n := rec.notice(t, etcdkit.NoticeDecodeError)
+	assert.Equal(t, prefix, n.Prefix)
+	assert.Equal(t, "bad", n.Key)
+	var de *etcdkit.DecodeError
+	assert.ErrorAs(t, n.Err, &de)
+}
+
+// TestObserver_LockLost: a lock whose key someone deletes tells of the loss.
+func TestObserver_LockLost(t *testing.T) {
+	t.Parallel()
+	cli, rec := observed(t)
+	ctx := testCtx(t)
+	name := testPrefix(t) + "lock"
+	l, err := cli.Lock(ctx, name)
+	require.NoError(t, err)
+	acq := rec.notice(t, etcdkit.NoticeLockAcquired)
+	assert.Equal(t, name, acq.Prefix)
+	assert.Equal(t, l.Fence(), acq.Revision)
+	lost := l.Lost() // starts watching for the loss
+	_, err = testServer.RawClient(t).Delete(ctx, l.Key())
+	require.NoError(t, err)
+	select {
+	case <-lost:
+	case <-ctx.Done():
+		t.Fatal("the lock was not lost")
+	}
+	n := rec.notice(t, etcdkit.NoticeLockLost)
+	assert.Equal(t, name, n.Prefix)
+	assert.ErrorIs(t, n.Err, etcdkit.ErrLeaseExpired)
+}
+
+// TestObserver_UnlockIsNoLoss: a lock released by its holder is not lost.
+func TestObserver_UnlockIsNoLoss(t *testing.T) {
+	t.Parallel()
+	cli, rec := observed(t)
+	ctx := testCtx(t)
+	l, err := cli.Lock(ctx, testPrefix(t)+"lock")
+	require.NoError(t, err)
+	lost := l.Lost()
+	require.NoError(t, l.Unlock(ctx))
+	<-lost
+	require.ErrorIs(t, l.Err(), etcdkit.ErrClosed)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, n := range rec.notices {
+		assert.NotEqual(t, etcdkit.NoticeLockLost, n.Kind)
+	}
+}
+
+// watchCutter makes the next message of every watch stream fail, as a
+// member that lost its leader does, once cut is set.
+type watchCutter struct{ cut atomic.Bool }
+
+func (c *watchCutter) intercept(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn,
+	method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	s, err := streamer(ctx, desc, cc, method, opts...)
+	if err != nil || method != "/etcdserverpb.Watch/Watch" {
+		return s, err
+	}
+	return &cutStream{ClientStream: s, c: c}, nil
+}
+
+type cutStream struct {
+	grpc.ClientStream
+	c *watchCutter
+}
+
+func (s *cutStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	if err == nil && s.c.cut.CompareAndSwap(true, false) {
+		return rpctypes.ErrGRPCNoLeader
+	}
+	return err
+}
+
+// TestObserver_WatchResumed: a watch cut off tells, when it resumes, from
+// which revision, and still delivers every change.
+func TestObserver_WatchResumed(t *testing.T) {
+	t.Parallel()
+	cutter := &watchCutter{}
+	cli, rec := observed(t, etcdtest.WithClientConfig(func(cfg *etcdkit.Config) {
+		cfg.StreamInterceptors = append(cfg.StreamInterceptors, cutter.intercept)
+	}))
+	ctx := testCtx(t)
+	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
+	w := kv.Watch(ctx)
+	defer w.Close()
+	first, err := kv.Put(ctx, "k", "1")
+	require.NoError(t, err)
+	next := func() etcdkit.Event[string] {
+		select {
+		case ev := <-w.Events():
+			return ev
+		case <-ctx.Done():
+			t.Fatal("no event")
+			return etcdkit.Event[string]{}
+		}
+	}
+	require.Equal(t, first, next().Entry.ModRevision)
+	cutter.cut.Store(true)
+	second, err := kv.Put(ctx, "k", "2") // its message is the one cut
+	require.NoError(t, err)
+	assert.Equal(t, second, next().Entry.ModRevision, "the change lost with the cut is delivered")
+	n := rec.notice(t, etcdkit.NoticeWatchResumed)
+	assert.Equal(t, kv.Prefix(), n.Prefix)
+	assert.Equal(t, first+1, n.Revision)
+	assert.Error(t, n.Err)
+}
+
+// debugRecords is a slog handler that keeps debug records.
+type debugRecords struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (h *debugRecords) Enabled(context.Context, slog.Level) bool { return true }
+func (h *debugRecords) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, r)
+	return nil
+}
+func (h *debugRecords) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *debugRecords) WithGroup(string) slog.Handler      { return h }
+
+// TestObserver_LogView: with a Logger that logs debug records and no
+// Observer, a notice is logged at debug level with the prefix, and
+// neither the key nor the value.
+func TestObserver_LogView(t *testing.T) {
+	t.Parallel()
+	h := &debugRecords{}
+	cli := testServer.Client(t, etcdtest.WithClientConfig(func(cfg *etcdkit.Config) { cfg.Logger = slog.New(h) }))
+	ctx := testCtx(t)
+	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
+	other := etcdkit.NewKV(newClient(t), kv.Prefix(), etcdkit.String())
+	_, err := kv.Put(ctx, "secret-key", "0")
+	require.NoError(t, err)
+	var calls atomic.Int32
+	_, err = kv.Update(ctx, "secret-key", func(cur string) (string, error) {
+		if calls.Add(1) == 1 {
+			_, err := other.Put(ctx, "secret-key", "secret-value")
+			require.NoError(t, err)
+		}
+		return "x", nil
+	})
+	require.NoError(t, err)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i := slices.IndexFunc(h.recs, func(r slog.Record) bool { return r.Message == "etcdkit: conflict" })
+	require.GreaterOrEqual(t, i, 0, "no conflict record")
+	r := h.recs[i]
+	assert.Equal(t, slog.LevelDebug, r.Level)
+	attrs := map[string]string{}
+	r.Attrs(func(a slog.Attr) bool {
+		attrs[a.Key] = a.Value.String()
+		return true
+	})
+	assert.Equal(t, kv.Prefix(), attrs["prefix"])
+	for k, v := range attrs {
+		assert.NotContains(t, v, "secret", "attribute %s", k)
+	}
+}
+
+// TestObserver_NilCostsNothing: without an Observer, reporting an
+// operation allocates nothing. (What Get and Put allocate in all, the
+// embedded server's share included, is in the benchmarks of package bench.)
+// Not parallel: AllocsPerRun counts every goroutine's allocations.
+func TestObserver_NilCostsNothing(t *testing.T) {
+	cli := newClient(t)
+	ctx := testCtx(t)
+	assert.Zero(t, testing.AllocsPerRun(1000, func() {
+		octx, end := cli.Observe(ctx, "op", "prefix/", "key")
+		end(1, nil)
+		ctxSink = octx
+	}), "Observe")
+
+}
+
+var ctxSink context.Context
