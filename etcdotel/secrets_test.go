@@ -132,7 +132,7 @@ func recorded(t *testing.T, tel *telemetry) []string {
 
 func writeAttrs(b *strings.Builder, kvs []attribute.KeyValue) {
 	for _, kv := range kvs {
-		b.WriteString(string(kv.Key) + "=" + kv.Value.Emit() + " ")
+		b.WriteString(string(kv.Key) + "=" + kv.Value.String() + " ")
 	}
 }
 
