@@ -59,7 +59,10 @@ type Config struct {
 	Namespace string
 
 	// Logger receives the client's own log lines and those of clientv3 for
-	// this client. Default: a logger that discards everything.
+	// this client. Every event an [Observer] is told of (a [Notice]) is
+	// also logged at debug level, with the prefix it concerns (not the key)
+	// and, for a failure, its error. Default: a logger that discards
+	// everything.
 	Logger *slog.Logger
 
 	// MaxTxnOps is the server's --max-txn-ops: a transaction with more
@@ -84,6 +87,9 @@ type Config struct {
 	// Observer is told of every operation and of the events between them
 	// (watch resumes, lease and lock losses, leader changes); package
 	// etcdotel gives one that records OpenTelemetry spans and metrics.
+	// When it is set, New puts a unary interceptor first among
+	// UnaryInterceptors, which notes the member that answered each request
+	// of an observed operation ([Operation.Server]).
 	// Default: nil, which observes nothing and costs nothing.
 	Observer Observer
 }

@@ -619,10 +619,10 @@ func (l *Lock) keyDeleted() {
 }
 
 // lose ends l.lost with err and, unless it had ended already (the lock
-// released), tells of the loss.
+// released) or the client closed, tells of the loss.
 func (l *Lock) lose(err error) {
 	l.lostCancel(err)
-	if context.Cause(l.lost) == err {
+	if context.Cause(l.lost) == err && !errors.Is(err, ErrClosed) {
 		l.c.notice(l.c.ctx, Notice{Kind: NoticeLockLost, Prefix: l.name, Revision: l.fence, Err: err})
 	}
 }

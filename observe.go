@@ -138,7 +138,7 @@ func (c *Client) notice(ctx context.Context, n Notice) {
 	}
 }
 
-// logNotice logs n at debug level: the prefix, never a key or a value.
+// logNotice logs n at debug level: the prefix, not the key.
 func (c *Client) logNotice(ctx context.Context, n Notice) {
 	attrs := make([]slog.Attr, 0, 5)
 	if n.Prefix != "" {

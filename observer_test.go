@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
 	"github.com/etcdkit/etcdkit"
@@ -204,8 +205,12 @@ func TestObserver_Operations(t *testing.T) {
 			}
 		})
 	}
-	assert.Equal(t, cas, rec.ended(etcdkit.OpCompareAndSwap)[0].Revision, "CompareAndSwap's revision")
-	assert.Equal(t, "a", rec.ended(etcdkit.OpGet)[0].Key, "Get's key, relative to the prefix")
+	if ops := rec.ended(etcdkit.OpCompareAndSwap); assert.NotEmpty(t, ops) {
+		assert.Equal(t, cas, ops[0].Revision, "CompareAndSwap's revision")
+	}
+	if ops := rec.ended(etcdkit.OpGet); assert.NotEmpty(t, ops) {
+		assert.Equal(t, "a", ops[0].Key, "Get's key, relative to the prefix")
+	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	assert.Len(t, rec.starts, len(rec.ends), "every start has its end")
@@ -453,3 +458,95 @@ func TestObserver_NilCostsNothing(t *testing.T) {
 }
 
 var ctxSink context.Context
+
+// TestObserver_CloseIsNoLoss: a lock ended by the client's Close is not
+// lost: Close ends what the client holds on purpose.
+func TestObserver_CloseIsNoLoss(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	cli, err := etcdkit.New(testCtx(t), func() etcdkit.Config {
+		cfg := testServer.Config()
+		cfg.Observer = rec
+		return cfg
+	}())
+	require.NoError(t, err)
+	l, err := cli.Lock(testCtx(t), testPrefix(t)+"lock")
+	require.NoError(t, err)
+	lost := l.Lost()
+	require.NoError(t, cli.Close())
+	<-lost
+	require.ErrorIs(t, l.Err(), etcdkit.ErrClosed)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, n := range rec.notices {
+		assert.NotEqual(t, etcdkit.NoticeLockLost, n.Kind, "notice %+v", n)
+	}
+}
+
+// TestObserver_LeaseNotices: a lease kept alive tells of each refresh and
+// the margin it had, and of its expiry when the server no longer holds it.
+func TestObserver_LeaseNotices(t *testing.T) {
+	t.Parallel()
+	cli, rec := observed(t)
+	ctx := testCtx(t)
+	lease, err := cli.Grant(ctx, 3*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, lease.KeepAlive())
+	ka := rec.notice(t, etcdkit.NoticeLeaseKeepAlive)
+	assert.Equal(t, lease.ID(), ka.Value)
+	assert.Positive(t, ka.Duration, "margin")
+	_, err = testServer.RawClient(t).Revoke(ctx, clientv3.LeaseID(lease.ID()))
+	require.NoError(t, err)
+	n := rec.notice(t, etcdkit.NoticeLeaseExpired)
+	assert.Equal(t, lease.ID(), n.Value)
+	assert.ErrorIs(t, n.Err, etcdkit.ErrLeaseExpired)
+}
+
+// TestObserver_LeaderChanged: an observer of an election is told of each
+// new leader with its fence, and a campaign that wins tells it became the
+// leader.
+func TestObserver_LeaderChanged(t *testing.T) {
+	t.Parallel()
+	cli, rec := observed(t)
+	ctx := testCtx(t)
+	name := testPrefix(t) + "election"
+	ld, err := newClient(t).Campaign(ctx, name, "other")
+	require.NoError(t, err)
+	octx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	infos := cli.ObserveLeaderInfo(octx, name)
+	<-infos
+	n := rec.notice(t, etcdkit.NoticeLeaderChanged)
+	assert.Equal(t, name, n.Prefix)
+	assert.Equal(t, ld.Fence(), n.Revision)
+	assert.Zero(t, n.Value, "an observer")
+	require.NoError(t, ld.Resign(ctx))
+
+	mine, err := cli.Campaign(ctx, name, "me")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return slices.ContainsFunc(rec.notices, func(n etcdkit.Notice) bool {
+			return n.Kind == etcdkit.NoticeLeaderChanged && n.Value == 1 && n.Revision == mine.Fence()
+		})
+	}, 20*time.Second, 10*time.Millisecond, "no notice of this client leading")
+	require.NoError(t, mine.Resign(ctx))
+}
+
+// TestObserver_QueueDepth: Len tells how many items the queue holds.
+func TestObserver_QueueDepth(t *testing.T) {
+	t.Parallel()
+	cli, rec := observed(t)
+	ctx := testCtx(t)
+	q := etcdkit.NewQueue(cli, testPrefix(t), etcdkit.String())
+	for range 2 {
+		_, err := q.Enqueue(ctx, "job")
+		require.NoError(t, err)
+	}
+	n, err := q.Len(ctx)
+	require.NoError(t, err)
+	d := rec.notice(t, etcdkit.NoticeQueueDepth)
+	assert.Equal(t, n, d.Value)
+	assert.Equal(t, testPrefix(t), d.Prefix)
+}
