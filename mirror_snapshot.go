@@ -19,7 +19,8 @@ import (
 type Snapshot[T any] struct {
 	m       *Mirror[T]
 	entries trie.Map[Entry[T]]
-	index   []trie.Map[indexBucket] // one per WithIndex, in m.opts.indexes' order
+	ixs     []mirrorIndex[T]        // the indexes' definitions, never changed once published
+	index   []trie.Map[indexBucket] // one per index, in ixs' order
 	rev     int64
 	sorted  *mirrorSorted[T] // shared by the snapshots with the same entries
 }
@@ -77,12 +78,11 @@ func (s *Snapshot[T]) Revision() int64 { return s.rev }
 // ByIndex returns the entries whose [WithIndex] function named gave value,
 // sorted by key. The index and the entries are of the same revision, so
 // the answer is what filtering [Snapshot.List] with the function would
-// give. It returns nil for a value no entry has, and also for a name no
-// WithIndex gave: indexes are fixed when the mirror is made, so a wrong
-// name is a mistake in the program that its first test shows, not a
-// condition each call should check.
+// give. It returns nil for a value no entry has, and also for a name the
+// snapshot has no index of: neither a WithIndex nor a [Mirror.AddIndex]
+// that returned before the snapshot was taken.
 func (s *Snapshot[T]) ByIndex(name, value string) []Entry[T] {
-	i := s.m.indexNamed(name)
+	i := indexNamed(s.ixs, name)
 	if i < 0 {
 		return nil
 	}

@@ -51,6 +51,10 @@ func New[V any](keyOf func(*V) string) Map[V] {
 	return Map[V]{root: &node[V]{}, seed: maphash.MakeSeed(), keyOf: keyOf}
 }
 
+// Same reports whether t and u are one version: what an edit of one made
+// is never the other.
+func (t Map[V]) Same(u Map[V]) bool { return t.root == u.root }
+
 // Len returns the number of values.
 func (t Map[V]) Len() int { return t.len }
 
