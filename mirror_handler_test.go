@@ -318,7 +318,6 @@ func waitUntil(cond func() bool) error {
 	return nil
 }
 
-
 // TestResyncInRevisionOrder: after a compaction gap, the difference is
 // reported in the order the changes were made, deletions (whose revision
 // is gone) last, both to OnEntryChange and to a handler, whose batch says
