@@ -84,7 +84,10 @@ func (f mirrorOptionFunc[T]) applyMirror(o *mirrorOptions[T]) { f(o) }
 // shows the change, so it may read the mirror; while fn runs, later changes
 // wait (when it is slow, the watch pauses rather than buffer them). When a
 // compaction made the mirror list its keys again, fn is called for the
-// difference. A [Bytes] value in old or new is a copy that fn may keep.
+// difference, in the order of the revisions the keys were changed at, the
+// deleted keys last (when they were deleted is no longer known). A [Bytes]
+// value in old or new is a copy that fn may keep. For handlers that must
+// not hold the watch back, see [Mirror.AddHandler].
 func OnEntryChange[T any](fn func(key string, old, new *Entry[T])) MirrorOption[T] {
 	return mirrorOptionFunc[T](func(o *mirrorOptions[T]) { o.onChange = fn })
 }

@@ -233,6 +233,34 @@ func TestMirrorHandlerRemove(t *testing.T) {
 	assert.Len(t, removed.get(), n, "batches given after Remove")
 }
 
+// TestMirrorHandlerRemovesItself: Remove called from the handler ends it.
+func TestMirrorHandlerRemovesItself(t *testing.T) {
+	t.Parallel()
+	kv := etcdkit.NewKV(newClient(t), testPrefix(t), etcdkit.String())
+	ctx := testCtx(t)
+	m, err := kv.Mirror(ctx)
+	require.NoError(t, err)
+	defer m.Close()
+	var l batchLog
+	var h *etcdkit.MirrorHandler
+	ready := make(chan struct{})
+	h = m.AddHandler(func(b etcdkit.MirrorBatch[string]) {
+		l.record(b)
+		<-ready
+		h.Remove()
+	})
+	close(ready)
+	select {
+	case <-h.Done():
+	case <-time.After(10 * time.Second):
+		require.Fail(t, "Done not closed after the handler removed itself")
+	}
+	rev, err := kv.Put(ctx, "k", "1")
+	require.NoError(t, err)
+	require.NoError(t, m.WaitForRevision(ctx, rev))
+	assert.Len(t, l.get(), 1, "batches: the initial one only")
+}
+
 // TestMirrorHandlerEndsWithMirror: Close ends the handlers' goroutines
 // (the package's leak check sees any left), and a handler added after it
 // is never called.
@@ -303,6 +331,12 @@ func TestMirrorAddIndexWhileWriting(t *testing.T) {
 		}
 	}
 	assert.GreaterOrEqual(t, len(checked), 2, "revisions checked")
+
+	tagged := func(e etcdkit.Entry[string]) []string { return []string{"v" + e.Value} }
+	require.NoError(t, m.AddIndex("value", tagged))
+	s := m.Snapshot()
+	assert.Nil(t, s.ByIndex("value", "0"), "a value of the replaced function")
+	assert.Equal(t, scanIndex(s.List(), tagged)["v0"], s.ByIndex("value", "v0"), "the index that replaced it")
 	assert.ErrorIs(t, m.AddIndex("nil", nil), etcdkit.ErrInvalidArgument, "AddIndex with no function")
 }
 
