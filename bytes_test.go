@@ -83,6 +83,30 @@ func TestBytesBelongToCaller(t *testing.T) {
 		assert.Equal(t, want, e.Value, "Get after the callback changed its copy")
 	})
 
+	t.Run("Mirror.AddHandler", func(t *testing.T) {
+		m, err := kv.Mirror(ctx)
+		require.NoError(t, err)
+		defer m.Close()
+		seen := make(chan []byte, 2)
+		record := func(b etcdkit.MirrorBatch[[]byte]) {
+			for _, c := range b.Changes {
+				if c.New != nil && c.Key == "handled" {
+					scribble(c.New.Value)
+					seen <- c.New.Value
+				}
+			}
+		}
+		<-m.AddHandler(record).Synced()
+		<-m.AddHandler(record).Synced()
+		rev := kvMustPut(t, kv, "handled", want)
+		recv(t, seen, "the change, first handler")
+		recv(t, seen, "the change, second handler")
+		require.NoError(t, m.WaitForRevision(ctx, rev))
+		e, ok := m.Get("handled")
+		require.True(t, ok)
+		assert.Equal(t, want, e.Value, "Get after the handlers changed their copies")
+	})
+
 	t.Run("Live.Load", func(t *testing.T) {
 		l, err := kv.Follow(ctx, "k")
 		require.NoError(t, err)

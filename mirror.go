@@ -2,6 +2,7 @@ package etcdkit
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,12 @@ type Mirror[T any] struct {
 	mu      sync.Mutex    // guards changed and err; held to publish state
 	changed chan struct{} // closed and replaced whenever the revision moves
 	err     error
+
+	// write is held through each load, edit and publish of the entries,
+	// so that AddIndex's publish and the watch's never undo each other.
+	write    sync.Mutex
+	handlers mirrorHandlers[T]
+	lag      mirrorLag
 }
 
 // mirrorSorted is List's answer for one version of the entries, made on
@@ -77,7 +84,10 @@ func (f mirrorOptionFunc[T]) applyMirror(o *mirrorOptions[T]) { f(o) }
 // shows the change, so it may read the mirror; while fn runs, later changes
 // wait (when it is slow, the watch pauses rather than buffer them). When a
 // compaction made the mirror list its keys again, fn is called for the
-// difference. A [Bytes] value in old or new is a copy that fn may keep.
+// difference, in the order of the revisions the keys were changed at, the
+// deleted keys last (when they were deleted is no longer known). A [Bytes]
+// value in old or new is a copy that fn may keep. For handlers that must
+// not hold the watch back, see [Mirror.AddHandler].
 func OnEntryChange[T any](fn func(key string, old, new *Entry[T])) MirrorOption[T] {
 	return mirrorOptionFunc[T](func(o *mirrorOptions[T]) { o.onChange = fn })
 }
@@ -86,6 +96,7 @@ func OnEntryChange[T any](fn func(key string, old, new *Entry[T])) MirrorOption[
 type entryChange[T any] struct {
 	key      string
 	old, new *Entry[T]
+	rev      int64 // the revision of the change
 }
 
 // Mirror lists the KV's keys at one revision, then follows their changes
@@ -114,11 +125,16 @@ func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T
 	if err != nil {
 		return nil, m.task.fail("mirror", spec.name, err)
 	}
-	m.state.Store(&Snapshot[T]{m: m, entries: entries, index: m.buildIndexes(entries), rev: rev, sorted: new(mirrorSorted[T])})
+	ixs := m.opts.indexes
+	m.state.Store(&Snapshot[T]{m: m, entries: entries, ixs: ixs, index: buildIndexes(ixs, entries), rev: rev, sorted: new(mirrorSorted[T])})
+	m.lag.synced(rev)
 	// Established before Mirror returns, so WaitForRevision has a stream
 	// to ask for progress on.
 	conn := spec.open(m.task.ctx, rev+1)
-	m.task.start(func(ctx context.Context) { m.run(ctx, conn) })
+	m.task.start(func(ctx context.Context) {
+		m.run(ctx, conn)
+		m.handlers.stop()
+	})
 	return m, nil
 }
 
@@ -326,34 +342,52 @@ func (m *Mirror[T]) decode(kv *mvccpb.KeyValue) *Entry[T] {
 
 // replace swaps in a fresh listing and reports what differs from before.
 func (m *Mirror[T]) replace(entries trie.Map[Entry[T]], rev int64) {
+	m.write.Lock()
+	cur := m.state.Load()
 	var changes []entryChange[T]
-	if m.opts.onChange != nil {
-		changes = diffEntries(m.state.Load().entries, entries)
+	if m.opts.onChange != nil || m.handlers.any() {
+		changes = diffEntries(cur.entries, entries, rev)
 	}
-	m.publish(entries, m.buildIndexes(entries), rev)
+	next := m.publish(entries, cur.ixs, buildIndexes(cur.ixs, entries), rev)
+	m.handlers.send(next, changes, BatchCompacted)
+	m.write.Unlock()
 	m.report(changes)
 }
 
-// diffEntries lists the changes that turn old into new, sorted by key.
-func diffEntries[T any](old, new trie.Map[Entry[T]]) []entryChange[T] {
+// diffEntries lists the changes that turn old into new at rev in the order
+// they happened: by the revision of the entry in new, and deletions last.
+// What came between the two is gone, so a deletion's own revision is not
+// known; it lies after the last revision old shows, and putting it at rev
+// cannot reorder a key's changes, since each key changes once here.
+func diffEntries[T any](old, new trie.Map[Entry[T]], rev int64) []entryChange[T] {
 	var changes []entryChange[T]
-	old.Each(func(o *Entry[T]) bool {
-		if new.Get(o.Key) == nil {
-			changes = append(changes, entryChange[T]{key: o.Key, old: ptr(*o)})
-		}
-		return true
-	})
 	new.Each(func(n *Entry[T]) bool {
 		switch o := old.Get(n.Key); {
 		case o == nil:
-			changes = append(changes, entryChange[T]{key: n.Key, new: ptr(*n)})
+			changes = append(changes, entryChange[T]{key: n.Key, new: ptr(*n), rev: n.ModRevision})
 		case o.ModRevision != n.ModRevision:
-			changes = append(changes, entryChange[T]{key: n.Key, old: ptr(*o), new: ptr(*n)})
+			changes = append(changes, entryChange[T]{key: n.Key, old: ptr(*o), new: ptr(*n), rev: n.ModRevision})
 		}
 		return true
 	})
-	slices.SortFunc(changes, func(a, b entryChange[T]) int { return strings.Compare(a.key, b.key) })
+	old.Each(func(o *Entry[T]) bool {
+		if new.Get(o.Key) == nil {
+			changes = append(changes, entryChange[T]{key: o.Key, old: ptr(*o), rev: rev})
+		}
+		return true
+	})
+	slices.SortFunc(changes, func(a, b entryChange[T]) int {
+		return cmp.Or(cmp.Compare(a.rev, b.rev), cmp.Compare(a.deleted(), b.deleted()), strings.Compare(a.key, b.key))
+	})
 	return changes
+}
+
+// deleted is 1 for a deletion, 0 otherwise: deletions sort after.
+func (c entryChange[T]) deleted() int {
+	if c.new == nil {
+		return 1
+	}
+	return 0
 }
 
 // entryKey is the key the mirror's trie stores an entry at.
@@ -365,8 +399,10 @@ func ptr[V any](v V) *V { return &v }
 // handle applies whole revisions of changes to a new version of the
 // entries, then publishes it: readers see all of them or none.
 func (m *Mirror[T]) handle(_ context.Context, evs []*clientv3.Event, stall func()) error {
+	m.write.Lock()
 	cur := m.state.Load()
-	ed, ie := cur.entries.Edit(), m.editIndexes(cur.index)
+	ed, ie := cur.entries.Edit(), editIndexes(cur.ixs, cur.index)
+	keep := m.opts.onChange != nil || m.handlers.any()
 	var changes []entryChange[T]
 	for _, ev := range evs {
 		c, ok := m.apply(ed, ev)
@@ -374,12 +410,14 @@ func (m *Mirror[T]) handle(_ context.Context, evs []*clientv3.Event, stall func(
 			continue
 		}
 		ie.change(c.old, c.new)
-		if m.opts.onChange != nil {
+		if keep {
 			changes = append(changes, c)
 		}
 	}
-	m.publish(ed.Done(), ie.done(), evs[len(evs)-1].Kv.ModRevision)
-	if len(changes) > 0 {
+	next := m.publish(ed.Done(), cur.ixs, ie.done(), evs[len(evs)-1].Kv.ModRevision)
+	m.handlers.send(next, changes, BatchChanged)
+	m.write.Unlock()
+	if m.opts.onChange != nil && len(changes) > 0 {
 		start := time.Now()
 		m.report(changes)
 		if time.Since(start) > stallAfter {
@@ -394,7 +432,7 @@ func (m *Mirror[T]) handle(_ context.Context, evs []*clientv3.Event, stall func(
 // apply makes ev's change in ed and says what changed: nothing when a key
 // the mirror does not have is deleted.
 func (m *Mirror[T]) apply(ed *trie.Edit[Entry[T]], ev *clientv3.Event) (entryChange[T], bool) {
-	var c entryChange[T]
+	c := entryChange[T]{rev: ev.Kv.ModRevision}
 	if ev.Type == mvccpb.PUT {
 		c.new = m.decode(ev.Kv) // nil when it does not decode: the key goes
 	}
@@ -431,13 +469,14 @@ func (m *Mirror[T]) progress(rev int64) {
 }
 
 // publish makes entries and their indexes at rev the mirror's state, and
-// wakes WaitForRevision if rev is newer.
-func (m *Mirror[T]) publish(entries trie.Map[Entry[T]], index []trie.Map[indexBucket], rev int64) {
+// wakes WaitForRevision if rev is newer. It returns the new state.
+func (m *Mirror[T]) publish(entries trie.Map[Entry[T]], ixs []mirrorIndex[T], index []trie.Map[indexBucket], rev int64) *Snapshot[T] {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur := m.state.Load()
-	next := &Snapshot[T]{m: m, entries: entries, index: index, rev: max(rev, cur.rev), sorted: new(mirrorSorted[T])}
+	next := &Snapshot[T]{m: m, entries: entries, ixs: ixs, index: index, rev: max(rev, cur.rev), sorted: new(mirrorSorted[T])}
 	m.swap(cur, next)
+	return next
 }
 
 // swap stores next in place of cur, m.mu held.
@@ -450,7 +489,7 @@ func (m *Mirror[T]) swap(cur, next *Snapshot[T]) {
 }
 
 func (m *Mirror[T]) report(changes []entryChange[T]) {
-	if len(changes) == 0 {
+	if len(changes) == 0 || m.opts.onChange == nil {
 		return
 	}
 	m.kv.c.callback("OnEntryChange", "mirror", m.spec.name, func() {

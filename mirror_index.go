@@ -1,6 +1,7 @@
 package etcdkit
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/etcdkit/etcdkit/internal/trie"
@@ -182,11 +183,11 @@ type indexEdits[T any] struct {
 	eds []*indexEdit
 }
 
-func (m *Mirror[T]) editIndexes(cur []trie.Map[indexBucket]) *indexEdits[T] {
-	if len(m.opts.indexes) == 0 {
+func editIndexes[T any](ixs []mirrorIndex[T], cur []trie.Map[indexBucket]) *indexEdits[T] {
+	if len(ixs) == 0 {
 		return nil
 	}
-	ie := &indexEdits[T]{ixs: m.opts.indexes, eds: make([]*indexEdit, len(cur))}
+	ie := &indexEdits[T]{ixs: ixs, eds: make([]*indexEdit, len(cur))}
 	for i, t := range cur {
 		ie.eds[i] = editIndex(t)
 	}
@@ -225,16 +226,16 @@ func (ie *indexEdits[T]) done() []trie.Map[indexBucket] {
 	return out
 }
 
-// buildIndexes indexes a fresh listing.
-func (m *Mirror[T]) buildIndexes(entries trie.Map[Entry[T]]) []trie.Map[indexBucket] {
-	if len(m.opts.indexes) == 0 {
+// buildIndexes makes the indexes ixs of a fresh listing.
+func buildIndexes[T any](ixs []mirrorIndex[T], entries trie.Map[Entry[T]]) []trie.Map[indexBucket] {
+	if len(ixs) == 0 {
 		return nil
 	}
-	empty := make([]trie.Map[indexBucket], len(m.opts.indexes))
+	empty := make([]trie.Map[indexBucket], len(ixs))
 	for i := range empty {
 		empty[i] = newIndex()
 	}
-	ie := m.editIndexes(empty)
+	ie := editIndexes(ixs, empty)
 	entries.Each(func(e *Entry[T]) bool {
 		ie.change(nil, e)
 		return true
@@ -242,7 +243,59 @@ func (m *Mirror[T]) buildIndexes(entries trie.Map[Entry[T]]) []trie.Map[indexBuc
 	return ie.done()
 }
 
-// indexNamed returns the position of the index called name, or -1.
-func (m *Mirror[T]) indexNamed(name string) int {
-	return slices.IndexFunc(m.opts.indexes, func(x mirrorIndex[T]) bool { return x.name == name })
+// indexNamed returns the position of the index called name in ixs, or -1.
+func indexNamed[T any](ixs []mirrorIndex[T], name string) int {
+	for i := range ixs {
+		if ixs[i].name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// AddIndex adds an index to the mirror while it runs, as [WithIndex] would
+// have, and replaces one of the same name. It builds the index from the
+// mirror's current version without stopping reads or taking a lock they
+// take, then publishes it with the entries of one revision: every
+// [Snapshot] taken after AddIndex returns has it and agrees with it, and
+// those taken before never have it. Changes the watch applies meanwhile
+// wait only for the index to be brought up to date with them, not for the
+// build. fn is called as WithIndex says, also from the caller's goroutine.
+// It fails with [ErrInvalidArgument] if fn is nil.
+func (m *Mirror[T]) AddIndex(name string, fn func(Entry[T]) []string) error {
+	if fn == nil {
+		return &opError{op: fmt.Sprintf("mirror: add index %q", name), key: m.spec.name, err: ErrInvalidArgument}
+	}
+	one := []mirrorIndex[T]{{name: name, fn: fn}}
+	base := m.state.Load()
+	built := buildIndexes(one, base.entries)
+	m.write.Lock()
+	defer m.write.Unlock()
+	cur := m.state.Load()
+	if !cur.entries.Same(base.entries) {
+		ie := editIndexes(one, built)
+		for _, c := range diffEntries(base.entries, cur.entries, cur.rev) {
+			ie.change(c.old, c.new)
+		}
+		built = ie.done()
+	}
+	ixs, index := slices.Clone(cur.ixs), slices.Clone(cur.index)
+	if i := indexNamed(ixs, name); i >= 0 {
+		ixs[i], index[i] = one[0], built[0]
+	} else {
+		ixs, index = append(ixs, one[0]), append(index, built[0])
+	}
+	m.publishIndexes(ixs, index)
+	return nil
+}
+
+// publishIndexes publishes the current entries with other indexes. The
+// caller holds m.write, so the entries cannot change meanwhile.
+func (m *Mirror[T]) publishIndexes(ixs []mirrorIndex[T], index []trie.Map[indexBucket]) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := m.state.Load()
+	next := *cur
+	next.ixs, next.index = ixs, index
+	m.swap(cur, &next)
 }

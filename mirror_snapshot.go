@@ -3,7 +3,6 @@ package etcdkit
 import (
 	"iter"
 	"slices"
-	"strings"
 
 	"github.com/etcdkit/etcdkit/internal/trie"
 )
@@ -19,7 +18,8 @@ import (
 type Snapshot[T any] struct {
 	m       *Mirror[T]
 	entries trie.Map[Entry[T]]
-	index   []trie.Map[indexBucket] // one per WithIndex, in m.opts.indexes' order
+	ixs     []mirrorIndex[T]        // the indexes' definitions, never changed once published
+	index   []trie.Map[indexBucket] // one per index, in ixs' order
 	rev     int64
 	sorted  *mirrorSorted[T] // shared by the snapshots with the same entries
 }
@@ -77,12 +77,11 @@ func (s *Snapshot[T]) Revision() int64 { return s.rev }
 // ByIndex returns the entries whose [WithIndex] function named gave value,
 // sorted by key. The index and the entries are of the same revision, so
 // the answer is what filtering [Snapshot.List] with the function would
-// give. It returns nil for a value no entry has, and also for a name no
-// WithIndex gave: indexes are fixed when the mirror is made, so a wrong
-// name is a mistake in the program that its first test shows, not a
-// condition each call should check.
+// give. It returns nil for a value no entry has, and also for a name the
+// snapshot has no index of: neither a WithIndex nor a [Mirror.AddIndex]
+// that returned before the snapshot was taken.
 func (s *Snapshot[T]) ByIndex(name, value string) []Entry[T] {
-	i := s.m.indexNamed(name)
+	i := indexNamed(s.ixs, name)
 	if i < 0 {
 		return nil
 	}
@@ -90,19 +89,31 @@ func (s *Snapshot[T]) ByIndex(name, value string) []Entry[T] {
 	if b == nil {
 		return nil
 	}
-	if b.big == nil {
-		es := make([]Entry[T], len(b.small))
-		for i, k := range b.small {
-			es[i] = s.m.own(*s.entries.Get(k))
-		}
-		return es
+	keys := b.small
+	if b.big != nil {
+		keys = make([]string, 0, b.big.Len())
+		b.big.Each(func(k *string) bool {
+			keys = append(keys, *k)
+			return true
+		})
+		slices.Sort(keys)
 	}
-	es := make([]Entry[T], 0, b.big.Len())
-	b.big.Each(func(k *string) bool {
-		es = append(es, s.m.own(*s.entries.Get(*k)))
-		return true
-	})
-	slices.SortFunc(es, func(a, b Entry[T]) int { return strings.Compare(a.Key, b.Key) })
+	return s.entriesAt(keys)
+}
+
+// entriesAt returns the entries at keys, which the snapshot has. It looks
+// them up together, a few at a time, which is faster than one by one.
+func (s *Snapshot[T]) entriesAt(keys []string) []Entry[T] {
+	es := make([]Entry[T], len(keys))
+	var found [16]*Entry[T]
+	for len(keys) > 0 {
+		k := keys[:min(len(keys), len(found))]
+		s.entries.GetAll(k, found[:])
+		for j := range k {
+			es[len(es)-len(keys)+j] = s.m.own(*found[j])
+		}
+		keys = keys[len(k):]
+	}
 	return es
 }
 

@@ -256,7 +256,7 @@ func TestCompactionGap(t *testing.T) {
 		got = append(got, e.Key+"="+e.Value)
 	}
 	assert.Equal(t, want, got, "mirror after the gap, want a fresh listing")
-	wantChanges := []string{"a: 1 -> 3", "b: 1 -> -", "d: - -> 1"}
+	wantChanges := []string{"d: - -> 1", "a: 1 -> 3", "b: 1 -> -"} // in revision order, deletions last
 	assert.Equal(t, wantChanges, changes.get(), "changes reported, want the difference")
 	deadline := time.Now().Add(10 * time.Second)
 	for live.Load() != "3" && time.Now().Before(deadline) {

@@ -285,6 +285,13 @@ type watchHandler interface {
 	progress(rev int64)
 }
 
+// serverRevisions is a watchHandler that wants to know how far the server
+// has got: each response's header carries the server's revision when it
+// was sent (on creation too), whether or not it has events for the watch.
+type serverRevisions interface {
+	serverRevision(rev int64)
+}
+
 // watchState is where a watch stands.
 type watchState struct {
 	last    int64         // every change up to this revision was handled
@@ -409,6 +416,9 @@ func (s watchSpec) check(resp clientv3.WatchResponse) error {
 }
 
 func (s watchSpec) dispatch(ctx context.Context, st *watchState, resp clientv3.WatchResponse, h watchHandler, stall func()) error {
+	if o, ok := h.(serverRevisions); ok && resp.Header.Revision > 0 {
+		o.serverRevision(resp.Header.Revision)
+	}
 	switch {
 	case resp.Created:
 		st.backoff.Reset()

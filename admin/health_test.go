@@ -96,6 +96,43 @@ func TestHealth_Learner(t *testing.T) {
 	assert.Contains(t, r.String(), "learner")
 }
 
+// A learner that runs is reported reachable, as a learner, with no problem
+// once it has caught up, and does not count among the voters: the cluster
+// is healthy. Stopped, it is unreachable, and the quorum stands.
+func TestHealth_RunningLearner(t *testing.T) {
+	cl := etcdtest.StartCluster(t, 3, etcdtest.WithEmbedConfig(func(cfg *embed.Config) {
+		cfg.StrictReconfigCheck = false
+	}))
+	cli := cl.Client(t)
+	ctx := testCtx(t)
+	_, err := cli.Raw().Put(ctx, prefix(t)+"k", "v")
+	require.NoError(t, err)
+	cl.AddLearner(t)
+	name := fmt.Sprintf("m%d", cl.Size()-1)
+
+	r, err := admin.Health(ctx, cli)
+	require.NoError(t, err)
+	require.Len(t, r.Members, 4, "report:\n%s", r)
+	assert.Equal(t, 3, r.Voters)
+	l := memberNamed(t, r, name)
+	assert.True(t, l.Learner, "Learner")
+	assert.True(t, l.Reachable, "Reachable: %v", l.Err)
+	assert.False(t, l.Leader, "Leader")
+	assert.Equal(t, r.ClusterID, l.ClusterID, "ClusterID")
+	assert.Positive(t, l.AppliedIndex, "AppliedIndex: it receives the cluster's data")
+	assert.Empty(t, l.Problems, "Problems")
+	assert.True(t, r.Healthy, "report:\n%s", r)
+	assert.Contains(t, r.String(), "learner")
+
+	cl.StopMember(cl.Size() - 1)
+	r, err = admin.Health(ctx, cli)
+	require.NoError(t, err)
+	l = memberNamed(t, r, name)
+	assert.True(t, l.Has(admin.Unreachable), "problems of the stopped learner: %v", l.Problems)
+	assert.True(t, r.Quorum, "a learner does not count against the quorum:\n%s", r)
+	assert.False(t, r.Healthy)
+}
+
 // A database over its quota raises NOSPACE: writes fail with ErrNoSpace,
 // reads keep working, Health names the alarm, and Disarm, after
 // compaction and defragmentation, makes writes work again.

@@ -2,6 +2,7 @@ package etcdtest
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +16,9 @@ import (
 // loopback. Make one with [StartCluster]. Each member is a [Server];
 // members are numbered from 0.
 type Cluster struct {
-	tb      testing.TB
-	members []*Server
+	tb       testing.TB
+	members  []*Server
+	learners []*Server // added by AddLearner: they do not vote
 }
 
 // StartCluster starts a cluster of n members for the test and returns once
@@ -117,7 +119,7 @@ func (c *Cluster) Leader() int {
 	index := map[uint64]int{} // member ID to index, for running members
 	for i, m := range c.members {
 		in := m.current()
-		if in == nil {
+		if in == nil || slices.Contains(c.learners, m) {
 			continue
 		}
 		index[uint64(in.etcd.Server.MemberID())] = i
@@ -125,7 +127,7 @@ func (c *Cluster) Leader() int {
 			votes[lead]++
 		}
 	}
-	quorum := len(c.members)/2 + 1
+	quorum := (len(c.members)-len(c.learners))/2 + 1
 	for id, n := range votes {
 		i, ok := index[id]
 		if !ok || n < quorum {

@@ -230,7 +230,7 @@ func (s *Server) embedConfig(in *instance) *embed.Config {
 	cfg.AdvertisePeerUrls = []url.URL{s.peerURL}
 	cfg.InitialCluster = s.initialCluster
 	cfg.InitialClusterToken = s.token
-	cfg.ClusterState = embed.ClusterStateFlagNew // ignored once data exists
+	cfg.ClusterState = s.joinState() // ignored once data exists
 
 	cfg.TickMs = s.timing.tickMs
 	cfg.ElectionMs = s.timing.electionMs

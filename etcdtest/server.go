@@ -42,6 +42,7 @@ type Server struct {
 	proxies         []*proxy    // peer, and client unless WithoutClientProxy
 	initialCluster  string      // "m0=http://127.0.0.1:p0,..."
 	token           string      // initial cluster token
+	joining         bool        // added to a running cluster: its initial state is existing
 
 	pki   *pki // nil without TLS
 	certs certFiles

@@ -51,6 +51,10 @@ func New[V any](keyOf func(*V) string) Map[V] {
 	return Map[V]{root: &node[V]{}, seed: maphash.MakeSeed(), keyOf: keyOf}
 }
 
+// Same reports whether t and u are one version: what an edit of one made
+// is never the other.
+func (t Map[V]) Same(u Map[V]) bool { return t.root == u.root }
+
 // Len returns the number of values.
 func (t Map[V]) Len() int { return t.len }
 
@@ -86,6 +90,59 @@ func (t Map[V]) Get(key string) *V {
 		n = n.nodes[slotIndex(n.nodeMap, bit)]
 	}
 	return n.collision(t.keyOf, key)
+}
+
+// getLanes is how many lookups GetAll walks down the trie side by side.
+const getLanes = 16
+
+// GetAll sets out[i] to the value at keys[i], or nil; out must be at least
+// as long as keys. It answers as many Gets would, faster: it walks the
+// trie for up to 16 keys at once, a level at a time, so that the memory
+// reads of different keys, which do not depend on each other, overlap
+// rather than wait for each other.
+func (t Map[V]) GetAll(keys []string, out []*V) {
+	var hs [getLanes]uint64
+	var ns [getLanes]*node[V]
+	for len(keys) > 0 {
+		k := keys[:min(len(keys), getLanes)]
+		for i := range k {
+			hs[i], ns[i] = t.hash(k[i]), t.root
+		}
+		t.getLanes(k, hs[:len(k)], ns[:len(k)], out)
+		keys, out = keys[len(k):], out[len(k):]
+	}
+}
+
+// getLanes walks ns down the trie for keys, whose hashes are hs.
+func (t Map[V]) getLanes(keys []string, hs []uint64, ns []*node[V], out []*V) {
+	left := len(keys)
+	for shift := uint(0); left > 0 && shift < trieDepth; shift += trieBits {
+		for i, n := range ns {
+			if n == nil {
+				continue
+			}
+			bit := slotBit(hs[i], shift)
+			switch {
+			case n.leafMap&bit != 0:
+				out[i] = nil
+				if e := &n.leaves[slotIndex(n.leafMap, bit)]; t.keyOf(e) == keys[i] {
+					out[i] = e
+				}
+			case n.nodeMap&bit != 0:
+				ns[i] = n.nodes[slotIndex(n.nodeMap, bit)]
+				continue
+			default:
+				out[i] = nil
+			}
+			ns[i] = nil
+			left--
+		}
+	}
+	for i, n := range ns {
+		if n != nil {
+			out[i] = n.collision(t.keyOf, keys[i])
+		}
+	}
 }
 
 func (n *node[V]) collision(keyOf func(*V) string, key string) *V {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -125,4 +126,67 @@ func equalTrie(tr Map[entry], model map[string]int) bool {
 		return ok
 	})
 	return ok && n == len(model)
+}
+
+// TestGetAll: GetAll answers as Get does, for keys present and missing,
+// also in collision nodes and beyond one batch of lanes.
+func TestGetAll(t *testing.T) {
+	for _, collide := range []bool{false, true} {
+		tr := newTestMap()
+		if collide {
+			tr.testHash = func(k string) uint64 { return uint64(len(k) % 2) }
+		}
+		ed := tr.Edit()
+		for i := range 100 {
+			ed.Put(entry{Key: strconv.Itoa(i), Value: i})
+		}
+		tr = ed.Done()
+		var keys []string
+		for i := range 150 {
+			keys = append(keys, strconv.Itoa(i*3%200))
+		}
+		out := make([]*entry, len(keys))
+		tr.GetAll(keys, out)
+		for i, k := range keys {
+			if want := tr.Get(k); out[i] != want {
+				t.Errorf("collide=%v: GetAll(%q) = %v, want %v", collide, k, out[i], want)
+			}
+		}
+	}
+}
+
+// BenchmarkGet looks up 10 random keys of 100,000, one Get each
+// (impl=get) and with one GetAll (impl=getall).
+func BenchmarkGet(b *testing.B) {
+	tr := newTestMap()
+	ed := tr.Edit()
+	const n = 100_000
+	for i := range n {
+		ed.Put(entry{Key: fmt.Sprintf("prefix/key-%06d", i), Value: i})
+	}
+	tr = ed.Done()
+	sets := make([][]string, 10_000)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range sets {
+		for range 10 {
+			sets[i] = append(sets[i], fmt.Sprintf("prefix/key-%06d", r.IntN(n)))
+		}
+	}
+	out := make([]*entry, 10)
+	b.Run("impl=get", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			for j, k := range sets[i%len(sets)] {
+				out[j] = tr.Get(k)
+			}
+			i++
+		}
+	})
+	b.Run("impl=getall", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			tr.GetAll(sets[i%len(sets)], out)
+			i++
+		}
+	})
 }
