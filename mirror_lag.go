@@ -6,6 +6,7 @@ import "sync/atomic"
 type mirrorLag struct {
 	server atomic.Int64  // the newest revision the server reported on the watch
 	ready  chan struct{} // closed once the first listing is published
+	told   atomic.Int64  // the lag last reported as a NoticeMirrorLag
 }
 
 // synced records the first listing, made at rev.
@@ -50,4 +51,19 @@ func (m *Mirror[T]) Synced() <-chan struct{} { return m.lag.ready }
 func (m *Mirror[T]) Lag() int64 {
 	rev := m.Revision()
 	return max(0, m.lag.server.Load()-rev)
+}
+
+// settled tells the Observer and the debug log of the mirror's lag once a
+// response of its watch was handled, when the lag differs from what was
+// last told: a mirror that keeps up is reported once, not on every batch.
+func (m *Mirror[T]) settled() {
+	c := m.kv.c
+	if !c.observed(m.task.ctx) {
+		return
+	}
+	lag := m.Lag()
+	if m.lag.told.Swap(lag) == lag {
+		return
+	}
+	c.notice(m.task.ctx, Notice{Kind: NoticeMirrorLag, Prefix: m.kv.prefix, Revision: m.Revision(), Value: lag})
 }

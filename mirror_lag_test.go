@@ -43,8 +43,10 @@ func TestMirrorLag(t *testing.T) {
 		}
 		return err
 	}
+	rec := &recorder{}
 	cli := srv.Client(t, etcdtest.WithClientConfig(func(c *etcdkit.Config) {
 		c.UnaryInterceptors = append(c.UnaryInterceptors, writeAfterList)
+		c.Observer = rec
 	}))
 	kv := etcdkit.NewKV(cli, prefix, etcdkit.String())
 	ctx := testCtx(t)
@@ -70,4 +72,18 @@ func TestMirrorLag(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, m.WaitForRevision(ctx, rev))
 	assert.Zero(t, m.Lag(), "Lag() once a change is applied")
+
+	// The Observer was told of the lag when it appeared and when it went,
+	// and of nothing in between: a mirror that keeps up is not reported
+	// on every batch.
+	var lags []int64
+	rec.mu.Lock()
+	for _, n := range rec.notices {
+		if n.Kind == etcdkit.NoticeMirrorLag {
+			assert.Equal(t, prefix, n.Prefix, "the notice's prefix")
+			lags = append(lags, n.Value)
+		}
+	}
+	rec.mu.Unlock()
+	assert.Equal(t, []int64{outside, 0}, lags, "NoticeMirrorLag values, in order")
 }

@@ -138,6 +138,13 @@ func (c *Client) notice(ctx context.Context, n Notice) {
 	}
 }
 
+// observed says whether a notice would go anywhere: to an Observer, or to
+// a Logger that logs at debug level. Notices that cost something to make
+// are made only then.
+func (c *Client) observed(ctx context.Context) bool {
+	return c.obs != nil || c.log.Enabled(ctx, slog.LevelDebug)
+}
+
 // logNotice logs n at debug level: the prefix, not the key.
 func (c *Client) logNotice(ctx context.Context, n Notice) {
 	attrs := make([]slog.Attr, 0, 5)

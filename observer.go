@@ -137,9 +137,10 @@ const (
 	// [Client.RunAsLeader]) Value is -1 and Revision the fence of the term
 	// that ended.
 	NoticeLeaderChanged
-	// NoticeMirrorLag: how far a Mirror is behind the server; Value is the
-	// number of revisions, Revision the Mirror's own. The root package does
-	// not send it: a Mirror's lag is read from the Mirror.
+	// NoticeMirrorLag: how far a Mirror is behind the server ([Mirror.Lag]);
+	// Value is the number of revisions, Revision the Mirror's own. It is
+	// sent after the Mirror applied a batch or heard of the server's
+	// progress, when the lag differs from the one last sent.
 	NoticeMirrorLag
 	// NoticeDecodeError: a stored value did not decode; Err is the
 	// [*DecodeError]. Reads return it; a Mirror, Follow or Queue skips the

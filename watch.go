@@ -288,8 +288,11 @@ type watchHandler interface {
 // serverRevisions is a watchHandler that wants to know how far the server
 // has got: each response's header carries the server's revision when it
 // was sent (on creation too), whether or not it has events for the watch.
+// settled is called once the response was handled, when what the handler
+// shows and what the server reported can be compared.
 type serverRevisions interface {
 	serverRevision(rev int64)
+	settled()
 }
 
 // watchState is where a watch stands.
@@ -416,9 +419,20 @@ func (s watchSpec) check(resp clientv3.WatchResponse) error {
 }
 
 func (s watchSpec) dispatch(ctx context.Context, st *watchState, resp clientv3.WatchResponse, h watchHandler, stall func()) error {
-	if o, ok := h.(serverRevisions); ok && resp.Header.Revision > 0 {
+	o, ok := h.(serverRevisions)
+	if ok && resp.Header.Revision > 0 {
 		o.serverRevision(resp.Header.Revision)
 	}
+	if err := s.handleResponse(ctx, st, resp, h, stall); err != nil {
+		return err
+	}
+	if ok {
+		o.settled()
+	}
+	return nil
+}
+
+func (s watchSpec) handleResponse(ctx context.Context, st *watchState, resp clientv3.WatchResponse, h watchHandler, stall func()) error {
 	switch {
 	case resp.Created:
 		st.backoff.Reset()
