@@ -73,12 +73,14 @@ func ExampleWithRevision() {
 func ExampleSequenceKey() {
 	ctx := context.Background()
 	log := etcdkit.NewKV(exampleClient(), kvExamplePrefix("sequencekey/log/"), etcdkit.String())
+	root := etcdkit.NewKV(exampleClient(), "", etcdkit.String())
+	root.Delete(ctx, etcdkit.SequenceKey(log.Prefix())) // so that the example can run again
 	key, _, err := log.Append(ctx, "first")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	e, err := etcdkit.NewKV(exampleClient(), "", etcdkit.String()).Get(ctx, etcdkit.SequenceKey(log.Prefix()))
+	e, err := root.Get(ctx, etcdkit.SequenceKey(log.Prefix()))
 	if err != nil {
 		fmt.Println(err)
 		return
