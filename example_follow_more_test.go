@@ -140,6 +140,7 @@ func ExampleLive_Close() {
 // Done closes when the key is no longer followed; Err says why.
 func ExampleLive_Done() {
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	kv := etcdkit.NewKV(exampleClient(), "example/live/done/", etcdkit.String())
 	l, err := kv.Follow(ctx, "greeting", etcdkit.WithDefault("none"))
 	if err != nil {

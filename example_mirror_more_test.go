@@ -94,6 +94,7 @@ func ExampleMirror_Close() {
 // Done closes when the mirror stops following changes; Err says why.
 func ExampleMirror_Done() {
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	kv := etcdkit.NewKV(exampleClient(), "example/mirror/done/", etcdkit.String())
 	m, err := kv.Mirror(ctx)
 	if err != nil {

@@ -60,6 +60,7 @@ func ExampleEventType() {
 // Events is closed when the watch ends; read it with range.
 func ExampleWatcher_Events() {
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	kv := etcdkit.NewKV(exampleClient(), "example/watcher/events/", etcdkit.String())
 	w := kv.Watch(ctx)
 	kv.Put(ctx, "k", "v")

@@ -260,6 +260,7 @@ func ExampleSetOf_Close() {
 // Done closes when the set stops following the service.
 func ExampleSetOf_Done() {
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	set, err := discovery.NewSetOf[exampleMeta](ctx, exampleClient(), "example-setdone")
 	if err != nil {
 		fmt.Println(err)
