@@ -77,16 +77,15 @@ const stallAfter = time.Second
 // Watch watches the KV's keys (its whole prefix, or one key with
 // [WatchKey]) from now on, or from [FromRevision]. It returns once the
 // watch is established, so a change made after it returns is delivered;
-// or once it failed to be, with [Watcher.Events] closed. On a cluster, "now" is the revision of the member serving the
-// watch, which may not yet have applied a write another client saw
-// complete: to start right after a write of revision rev, pass
-// FromRevision(rev+1).
+// or once it failed to be, with [Watcher.Events] closed. On a cluster,
+// "now" is the revision of the member serving the watch, which may not yet
+// have applied a write another client saw complete: to start right after a
+// write of revision rev, pass FromRevision(rev+1).
 //
 // When etcd does not create the watch within the client's RequestTimeout
-// (etcd unreachable, or cut off from its cluster), the watch ends at once
-// and its Err matches [ErrUnavailable]: nothing is being watched. Once
-// established, it never gives up for lack of etcd: it resumes whenever the
-// connection is back.
+// (etcd out of reach), the watch ends at once and its Err matches
+// [ErrUnavailable]: nothing is being watched. Once established, it never
+// gives up for lack of etcd: it resumes whenever the connection is back.
 //
 // The watch ends when ctx ends, on [Watcher.Close] or [Client.Close], or
 // when it meets a gap it cannot fill: its Err is then a [*CompactedError]
