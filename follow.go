@@ -52,7 +52,11 @@ type liveValue[T any] struct {
 //
 // Follow fails with [ErrNotFound] when the key is missing and there is no
 // default, and with the rejection's error when its value is rejected and
-// there is no default to fall back on.
+// there is no default to fall back on. It fails with the read's error
+// when the first read fails, with an error matching [ErrUnavailable] when
+// etcd does not create its watch within the client's RequestTimeout (a
+// Live it returns is following the key), with ctx's error when ctx ends
+// first, and with [ErrClosed] after [Client.Close].
 func (kv *KV[T]) Follow(ctx context.Context, key string, opts ...FollowOption[T]) (*Live[T], error) {
 	spec, err := kv.watchSpec("follow", watchOptions{key: key, hasKey: true})
 	if err != nil {
@@ -78,7 +82,11 @@ func (kv *KV[T]) Follow(ctx context.Context, key string, opts ...FollowOption[T]
 	if err != nil {
 		return nil, l.task.fail("follow", spec.name, err)
 	}
-	l.task.start(func(ctx context.Context) { l.run(ctx, rev) })
+	conn, err := spec.establish(l.task.ctx, "follow", rev+1)
+	if err != nil {
+		return nil, l.task.fail("follow", spec.name, err)
+	}
+	l.task.start(func(ctx context.Context) { l.run(ctx, rev, conn) })
 	return l, nil
 }
 
@@ -124,10 +132,11 @@ func (l *Live[T]) Err() error {
 // keeps returning the last value. It is safe to call more than once.
 func (l *Live[T]) Close() { l.task.stop() }
 
-func (l *Live[T]) run(ctx context.Context, rev int64) {
+func (l *Live[T]) run(ctx context.Context, rev int64, conn watchConn) {
 	st := watchState{last: rev}
 	for {
-		err := unwrapHandler(l.spec.follow(ctx, &st, watchConn{}, l))
+		err := unwrapHandler(l.spec.follow(ctx, &st, conn, l))
+		conn = watchConn{}
 		if err != nil && errors.Is(err, ErrCompacted) {
 			// The changes in the gap are gone, but only the latest matters.
 			l.kv.c.notice(ctx, Notice{Kind: NoticeCompactionResync, Prefix: l.kv.prefix, Key: l.key,

@@ -103,7 +103,13 @@ type entryChange[T any] struct {
 // from the next revision on, across reconnects and server restarts. When
 // the watch falls behind a compaction, the mirror lists the keys again and
 // reports the difference as changes. It ends with ctx, [Mirror.Close] or
-// [Client.Close]. Mirror fails if the first listing fails.
+// [Client.Close].
+//
+// Mirror fails if the first listing fails (with the read's error, such as
+// [ErrPermissionDenied] or ctx's), or if etcd does not create its watch
+// within the client's RequestTimeout after the listing (an error matching
+// [ErrUnavailable]): a Mirror it returns is following changes. It fails
+// with [ErrClosed] after [Client.Close].
 func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T], error) {
 	spec, err := kv.watchSpec("mirror", watchOptions{})
 	if err != nil {
@@ -130,7 +136,11 @@ func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T
 	m.lag.synced(rev)
 	// Established before Mirror returns, so WaitForRevision has a stream
 	// to ask for progress on.
-	conn := spec.open(m.task.ctx, rev+1)
+	conn, err := spec.establish(m.task.ctx, "mirror", rev+1)
+	if err != nil {
+		m.handlers.stop()
+		return nil, m.task.fail("mirror", spec.name, err)
+	}
 	m.task.start(func(ctx context.Context) {
 		m.run(ctx, conn)
 		m.handlers.stop()

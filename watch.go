@@ -76,11 +76,16 @@ const stallAfter = time.Second
 
 // Watch watches the KV's keys (its whole prefix, or one key with
 // [WatchKey]) from now on, or from [FromRevision]. It returns once the
-// watch is established (or ctx ends), so a change made after it returns is
-// delivered. On a cluster, "now" is the revision of the member serving the
-// watch, which may not yet have applied a write another client saw
-// complete: to start right after a write of revision rev, pass
-// FromRevision(rev+1).
+// watch is established, so a change made after it returns is delivered;
+// or once it failed to be, with [Watcher.Events] closed. On a cluster,
+// "now" is the revision of the member serving the watch, which may not yet
+// have applied a write another client saw complete: to start right after a
+// write of revision rev, pass FromRevision(rev+1).
+//
+// When etcd does not create the watch within the client's RequestTimeout
+// (etcd out of reach), the watch ends at once and its Err matches
+// [ErrUnavailable]: nothing is being watched. Once established, it never
+// gives up for lack of etcd: it resumes whenever the connection is back.
 //
 // The watch ends when ctx ends, on [Watcher.Close] or [Client.Close], or
 // when it meets a gap it cannot fill: its Err is then a [*CompactedError]
@@ -105,8 +110,16 @@ func (kv *KV[T]) Watch(ctx context.Context, opts ...WatchOption) *Watcher[T] {
 	st := watchState{fromNow: o.rev == 0, last: max(o.rev-1, 0)}
 	// The observed ctx is not the watch's: a watch outlives its start.
 	_, ob := kv.c.opStart(ctx, OpWatch, kv.prefix, spec.rel)
-	conn := spec.open(w.task.ctx, st.next())
-	ob.end(st.next(), w.task.ctx.Err())
+	conn, err := spec.establish(w.task.ctx, "watch", st.next())
+	ob.end(st.next(), err)
+	if err != nil {
+		w.err = w.task.fail("watch", spec.name, err)
+		if ctx.Err() != nil && !errors.Is(w.err, ErrClosed) {
+			w.err = nil // as for a watch whose ctx ended later
+		}
+		close(w.events)
+		return w
+	}
 	w.task.start(func(ctx context.Context) { w.run(ctx, spec, st, conn) })
 	return w
 }
@@ -116,7 +129,8 @@ func (w *Watcher[T]) Events() <-chan Event[T] { return w.events }
 
 // Err returns why the watch ended, once [Watcher.Events] is closed: nil
 // after its ctx ended or [Watcher.Close]; an error matching [ErrClosed]
-// after [Client.Close]; else the error that ended it (see [KV.Watch]).
+// after [Client.Close]; one matching [ErrUnavailable] when it could not be
+// established; else the error that ended it (see [KV.Watch]).
 func (w *Watcher[T]) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -327,6 +341,34 @@ const (
 // re-established on a member that has a leader.
 func (s watchSpec) open(ctx context.Context, rev int64) watchConn {
 	ctx, cancel := context.WithCancel(s.streamCtx(ctx))
+	return watchConn{ch: s.c.raw.Watcher.Watch(ctx, s.key, s.options(rev)...), cancel: cancel}
+}
+
+// establish is open for the start of a watch, which must not wait for an
+// unreachable etcd for as long as the watch is meant to last: it fails
+// when the server has not created the watch within the client's
+// RequestTimeout (an error matching [ErrUnavailable]) or when ctx ends
+// first (ctx's error). clientv3 returns from Watch once the server
+// answered the create request, so this costs no round trip of its own.
+func (s watchSpec) establish(ctx context.Context, op string, rev int64) (watchConn, error) {
+	wctx, cancel := context.WithCancel(s.streamCtx(ctx))
+	timeout := s.c.bounds.Timeout()
+	timer := time.AfterFunc(timeout, cancel)
+	ch := s.c.raw.Watcher.Watch(wctx, s.key, s.options(rev)...)
+	expired := !timer.Stop()
+	switch {
+	case ctx.Err() != nil:
+		cancel()
+		return watchConn{}, &opError{op: op, key: s.name, err: ctx.Err()}
+	case expired:
+		err := fmt.Errorf("watch not established within the request timeout (%v)", timeout)
+		return watchConn{}, &opError{op: op, key: s.name, err: &mappedError{sentinel: ErrUnavailable, cause: err}}
+	}
+	return watchConn{ch: ch, cancel: cancel}, nil
+}
+
+// options are the clientv3 options of a watch from rev (0: from now).
+func (s watchSpec) options(rev int64) []clientv3.OpOption {
 	opts := make([]clientv3.OpOption, 0, 5)
 	opts = append(opts, clientv3.WithCreatedNotify(), clientv3.WithProgressNotify())
 	if s.prefix {
@@ -338,7 +380,7 @@ func (s watchSpec) open(ctx context.Context, rev int64) watchConn {
 	if rev > 0 {
 		opts = append(opts, clientv3.WithRev(rev))
 	}
-	return watchConn{ch: s.c.raw.Watcher.Watch(ctx, s.key, opts...), cancel: cancel}
+	return opts
 }
 
 // follow hands what the watch sees to h, re-establishing it after the last

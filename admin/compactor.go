@@ -24,7 +24,8 @@ type keepFor time.Duration
 
 // KeepFor keeps the history of the last d: every revision written less
 // than d ago stays readable; older ones go at the next compaction after
-// they are d old (within one interval of [CompactEvery]). d must be > 0.
+// they are d old (within one interval of [CompactEvery]). d must be > 0,
+// else [NewCompactor] fails with [etcdkit.ErrInvalidArgument].
 func KeepFor(d time.Duration) Retention { return keepFor(d) }
 
 func (k keepFor) target(now time.Time, rev int64, s *samples) (int64, time.Time) {
@@ -35,7 +36,8 @@ func (k keepFor) target(now time.Time, rev int64, s *samples) (int64, time.Time)
 type keepRevisions int64
 
 // KeepRevisions keeps the last n revisions: a compaction removes the
-// history before the current revision minus n. n must be > 0.
+// history before the current revision minus n. n must be > 0, else
+// [NewCompactor] fails with [etcdkit.ErrInvalidArgument].
 func KeepRevisions(n int64) Retention { return keepRevisions(n) }
 
 func (k keepRevisions) target(_ time.Time, rev int64, _ *samples) (int64, time.Time) {

@@ -23,7 +23,8 @@ func (f compactorFunc) applyCompactor(o *compactorOptions) { f(o) }
 
 // CompactEvery sets the interval of the rounds; default 5 minutes, as the
 // Kubernetes apiserver. Every Compactor sharing a key should use the same.
-// d must be > 0.
+// d must be > 0, else [NewCompactor] fails with
+// [etcdkit.ErrInvalidArgument].
 func CompactEvery(d time.Duration) CompactorOption {
 	return compactorFunc(func(o *compactorOptions) { o.every = d })
 }

@@ -26,7 +26,8 @@ type checkOptionFunc func(*checkSpec)
 func (f checkOptionFunc) applyCheck(s *checkSpec) { f(s) }
 
 // FailuresBeforeCritical sets how many failures in a row make the check
-// critical (default 1). It must be at least 1.
+// critical (default 1). It must be at least 1, else Register fails with
+// [etcdkit.ErrInvalidArgument].
 func FailuresBeforeCritical(n int) CheckOption {
 	return checkOptionFunc(func(s *checkSpec) { s.critAfter = n })
 }
@@ -34,19 +35,22 @@ func FailuresBeforeCritical(n int) CheckOption {
 // FailuresBeforeWarning sets how many failures in a row make the check
 // warning, before it turns critical (default 0: no warning, a check goes
 // from passing to critical). It must be 0, or from 1 to one less than
-// [FailuresBeforeCritical].
+// [FailuresBeforeCritical], else Register fails with
+// [etcdkit.ErrInvalidArgument].
 func FailuresBeforeWarning(n int) CheckOption {
 	return checkOptionFunc(func(s *checkSpec) { s.warnAfter = n })
 }
 
 // SuccessesBeforePassing sets how many successes in a row make a check
-// that failed passing again (default 1). It must be at least 1.
+// that failed passing again (default 1). It must be at least 1, else
+// Register fails with [etcdkit.ErrInvalidArgument].
 func SuccessesBeforePassing(n int) CheckOption {
 	return checkOptionFunc(func(s *checkSpec) { s.passAfter = n })
 }
 
 // CheckTimeout bounds one run of the check (default: its interval); a run
-// that takes longer fails. It must be positive.
+// that takes longer fails. It must be positive, else Register fails with
+// [etcdkit.ErrInvalidArgument].
 func CheckTimeout(d time.Duration) CheckOption {
 	return checkOptionFunc(func(s *checkSpec) { s.timeout = d })
 }

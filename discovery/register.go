@@ -217,9 +217,11 @@ func (r *Registration) Key() string { return r.key }
 // nothing puts the key back any more, then the lease is revoked, which
 // deletes the key. It is safe to call more than once; later calls return
 // the first call's result. If the revoke fails (etcd out of reach within
-// ctx, or an answer lost), Close returns the error and the key disappears
-// when the lease expires, at most one TTL later, since nothing refreshes
-// it any more. After the client's Close, which revokes the lease itself,
+// ctx, or an answer lost), Close returns its error, matching
+// [etcdkit.ErrUnavailable], or [context.DeadlineExceeded] when no answer
+// came within ctx or the client's RequestTimeout (ctx's error if it was
+// cancelled), and the key disappears when the lease expires, at most one
+// TTL later, since nothing refreshes it any more. After the client's Close, which revokes the lease itself,
 // Close returns nil.
 func (r *Registration) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() {

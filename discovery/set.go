@@ -133,8 +133,10 @@ func (s *SetOf[M]) Snapshot() []InstanceOf[M] {
 // service: after [SetOf.Close], when NewSet's ctx ends or the client closes.
 func (s *SetOf[M]) Done() <-chan struct{} { return s.mirror.Done() }
 
-// Err returns why the set stopped following the service, nil after Close
-// or when NewSet's ctx ended.
+// Err returns why the set stopped following the service: nil while it
+// follows it, after Close or when NewSet's ctx ended; an error matching
+// [etcdkit.ErrClosed] after the client's Close; otherwise the error that
+// stopped it, such as one matching [etcdkit.ErrPermissionDenied].
 func (s *SetOf[M]) Err() error { return s.mirror.Err() }
 
 // Close stops following the service. It is safe to call more than once.

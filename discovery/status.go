@@ -35,7 +35,7 @@ func (s Status) String() string {
 func (s Status) valid() bool { return s <= Critical }
 
 // MarshalText stores s as its name. It fails for a value that is not one
-// of the three statuses.
+// of the three statuses, with an error matching [etcdkit.ErrInvalidArgument].
 func (s Status) MarshalText() ([]byte, error) {
 	if !s.valid() {
 		return nil, fmt.Errorf("%w: status %d", etcdkit.ErrInvalidArgument, uint8(s))

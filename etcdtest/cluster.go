@@ -173,7 +173,9 @@ func (c *Cluster) running() string {
 }
 
 // Close stops every member and removes their data. It is safe to call more
-// than once. [StartCluster] calls it when the test ends.
+// than once. [StartCluster] calls it when the test ends. It returns the
+// errors of the members' [Server.Close], joined: only failures to remove a
+// data directory; every member is stopped all the same.
 func (c *Cluster) Close() error {
 	return closeMembers(c.members)
 }

@@ -10,7 +10,9 @@ import (
 // etcd at hand, such as demos and local tools: it returns
 // [etcdkit.ConfigFromEnv] when ETCD_ENDPOINTS is set, and otherwise starts an
 // embedded server (see [Run]) and returns a config for it. Call stop when
-// done: it stops the embedded server, if one was started.
+// done: it stops the embedded server, if one was started. It fails with
+// ConfigFromEnv's error (a certificate that cannot be read) or Run's, and
+// stop is nil then.
 func ConfigFromEnvOrRun(opts ...Option) (cfg etcdkit.Config, stop func(), err error) {
 	cfg, err = etcdkit.ConfigFromEnv()
 	if err != nil {
@@ -30,7 +32,11 @@ func ConfigFromEnvOrRun(opts ...Option) (cfg etcdkit.Config, stop func(), err er
 
 // Connect is [ConfigFromEnvOrRun] followed by [etcdkit.New]: a client of the
 // etcd named by the environment, or of an embedded one. Call stop when done:
-// it closes the client, then the embedded server if one was started.
+// it closes the client, then the embedded server if one was started. It
+// fails with [ConfigFromEnvOrRun]'s error, or with New's (matching
+// [etcdkit.ErrUnavailable] when no endpoint answers, [etcdkit.ErrAuthFailed]
+// for wrong credentials), having stopped any server it started; stop is nil
+// then.
 func Connect(ctx context.Context, opts ...Option) (cli *etcdkit.Client, stop func(), err error) {
 	cfg, stopServer, err := ConfigFromEnvOrRun(opts...)
 	if err != nil {

@@ -8,7 +8,9 @@ import (
 // RunCluster is [StartCluster] for programs that have no testing.TB, such
 // as examples: it starts a cluster of n members and returns once every
 // member serves clients. The caller must call [Cluster.Close] to stop the
-// members and remove their data.
+// members and remove their data. It fails for n under one, and as [Run]
+// does when a member cannot start or does not serve clients within 20
+// seconds, leaving nothing behind.
 //
 // The methods of Cluster that report failures through a testing.TB
 // ([Cluster.Member] with an index out of range, [Cluster.RestartMember]

@@ -13,7 +13,8 @@ import (
 // embedded server's, or those [etcdkit.ConfigFromEnv] found), so that a
 // program can cut its own clients off. [Proxy.Config] returns cfg with the
 // proxy's endpoints, its TLS and credentials kept. The caller must call
-// [Proxy.Close] when done.
+// [Proxy.Close] when done. It fails when cfg has no endpoints, when one is
+// not a URL or host:port, or when no loopback port can be listened on.
 func RunProxy(cfg etcdkit.Config) (*Proxy, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, fmt.Errorf("etcdtest: RunProxy: the config has no endpoints")

@@ -81,6 +81,11 @@ func Start(tb testing.TB, opts ...Option) *Server {
 // Run is [Start] for programs that have no testing.TB, such as examples:
 // it starts a single-member server and returns once it serves clients. The
 // caller must call [Server.Close] to stop it and remove its data.
+//
+// Run fails, leaving nothing behind, with an error that says why (no free
+// port after three tries, a data directory that cannot be made, a bad
+// [WithEmbedConfig]) when the server cannot start, or when it does not
+// serve clients within 20 seconds.
 func Run(opts ...Option) (*Server, error) {
 	ms, err := startMembers(1, buildOptions(opts), singleTiming)
 	if err != nil {
@@ -250,7 +255,8 @@ func (s *Server) restart() error {
 
 // Close stops the server, waits until it is fully stopped, and removes its
 // data. It is safe to call more than once; later calls return the first
-// call's result. [Start] calls it when the test ends.
+// call's result. [Start] calls it when the test ends. Its only error is
+// one removing the data directory; the server is stopped all the same.
 func (s *Server) Close() error {
 	s.life.Lock()
 	defer s.life.Unlock()
