@@ -34,6 +34,7 @@ var (
 	server    *etcdtest.Server // nil with an external server
 	kit       *etcdkit.Client  // the facade
 	raw       *clientv3.Client // a separate plain clientv3 connection to the same server
+	kitConfig etcdkit.Config   // the facade's configuration, for benchmarks that need a client of their own
 )
 
 func TestMain(m *testing.M) {
@@ -70,6 +71,7 @@ func setup() error {
 		}
 		cfg = server.Config()
 	}
+	kitConfig = cfg
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if kit, err = etcdkit.New(ctx, cfg); err != nil {
