@@ -62,7 +62,7 @@ type followImpl struct {
 	name    string
 	count   *rpcCounter
 	watches int // the watch create requests it sends for n keys
-	start func(seen chan<- string) (stop func(), err error)
+	start   func(seen chan<- string) (stop func(), err error)
 }
 
 // putSeq makes every value a delivery benchmark writes new.
