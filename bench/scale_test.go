@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -127,8 +128,22 @@ func BenchmarkScaleKV(b *testing.B) {
 	}
 }
 
-// pair runs rawOp and kitOp with one caller as impl=raw and impl=etcdkit.
-func pair(b *testing.B, rawOp, kitOp func() error) { pairNamed(b, "raw", rawOp, kitOp) }
+// pair runs rawOp and kitOp with one caller as impl=raw and impl=etcdkit,
+// taking turns at running first.
+func pair(b *testing.B, rawOp, kitOp func() error) {
+	ops := []struct {
+		name string
+		op   func() error
+	}{{"raw", rawOp}, {"etcdkit", kitOp}}
+	if rawSecond(b.Name()) {
+		ops[0], ops[1] = ops[1], ops[0]
+	}
+	for _, x := range ops {
+		b.Run("impl="+x.name, func(b *testing.B) {
+			runCallers(b, 1, func(int) (func() error, error) { return x.op, nil })
+		})
+	}
+}
 
 // scalePage is the page size of the raw paged reads: List's largest page.
 const scalePage = 10_000
@@ -152,9 +167,9 @@ func rawPages(ctx context.Context, rc *clientv3.Client, prefix string, fn func(*
 }
 
 // BenchmarkScaleList reads n keys: KV.List with its default paging
-// (impl=etcdkit), and raw requests of scalePage keys at one revision
-// (impl=raw-paged). Neither keeps what it read; B/op is what the reading
-// allocates.
+// (impl=etcdkit), raw requests of scalePage keys at one revision
+// (impl=raw-paged), and one raw RangeStream request (impl=raw-stream).
+// None keeps what it read; B/op is what the reading allocates.
 func BenchmarkScaleList(b *testing.B) {
 	c, rc := clients(b)
 	ctx := context.Background()
@@ -168,9 +183,15 @@ func BenchmarkScaleList(b *testing.B) {
 				}
 				return nil
 			}
-			pairNamed(b, "raw-paged", func() error {
+			listImpls(b, func() error {
 				got := 0
 				_, err := rawPages(ctx, rc, prefix, func(resp *clientv3.GetResponse) { got += len(resp.Kvs) })
+				if err != nil {
+					return err
+				}
+				return check(got)
+			}, func() error {
+				got, err := rawStream(ctx, rc, prefix)
 				if err != nil {
 					return err
 				}
@@ -189,21 +210,39 @@ func BenchmarkScaleList(b *testing.B) {
 	}
 }
 
-// pairNamed runs rawOp and kitOp with one caller as impl=<rawName> and
-// impl=etcdkit, taking turns at running first.
-func pairNamed(b *testing.B, rawName string, rawOp, kitOp func() error) {
+// listImpls runs the three ways to read a prefix as impl=raw-paged,
+// impl=raw-stream and impl=etcdkit, taking turns at running first.
+func listImpls(b *testing.B, paged, stream, kit func() error) {
 	ops := []struct {
 		name string
 		op   func() error
-	}{{rawName, rawOp}, {"etcdkit", kitOp}}
+	}{{"raw-paged", paged}, {"raw-stream", stream}, {"etcdkit", kit}}
 	if rawSecond(b.Name()) {
-		ops[0], ops[1] = ops[1], ops[0]
+		slices.Reverse(ops)
 	}
 	for _, x := range ops {
 		b.Run("impl="+x.name, func(b *testing.B) {
 			runCallers(b, 1, func(int) (func() error, error) { return x.op, nil })
 		})
 	}
+}
+
+// rawStream reads every key under prefix with one RangeStream request
+// (etcd 3.7): the server sends the range in chunks it sizes itself and,
+// without a limit, never counts the keys left, as every limited Range does.
+func rawStream(ctx context.Context, rc *clientv3.Client, prefix string) (int, error) {
+	ch, err := rc.GetStream(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return 0, err
+	}
+	got := 0
+	for resp := range ch {
+		if err := resp.Err(); err != nil {
+			return 0, err
+		}
+		got += len(resp.Kvs)
+	}
+	return got, nil
 }
 
 // BenchmarkScaleMirror starts a copy of n keys in memory: KV.Mirror
