@@ -297,7 +297,7 @@ func (m *Mirror[T]) resync(ctx context.Context) bool {
 	}
 }
 
-// listPage is how many keys one request of a listing reads.
+// listPage is how many keys the first request of a listing reads.
 const listPage = 1000
 
 // list reads every key under the prefix at one revision, a page at a time.
@@ -309,8 +309,13 @@ func (m *Mirror[T]) list(ctx context.Context) (trie.Map[Entry[T]], int64, error)
 		from, end = "\x00", "\x00"
 	}
 	var rev int64
+	// Pages after the first are sized as List sizes them: etcd counts the
+	// keys left in the range for every page, so pages of a fixed thousand
+	// keys made a listing's time grow with the square of the keys (a
+	// million took six minutes).
+	page := int64(listPage)
 	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(page)}
 		if rev > 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
@@ -332,6 +337,7 @@ func (m *Mirror[T]) list(ctx context.Context) (trie.Map[Entry[T]], int64, error)
 			return ed.Done(), rev, nil
 		}
 		from = string(append(bytes.Clone(resp.Kvs[len(resp.Kvs)-1].Key), 0))
+		page = nextPageSize(resp.Kvs)
 	}
 }
 

@@ -3,6 +3,7 @@ package etcdkit
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,12 @@ type Queue[T any] struct {
 	// Dequeue that failed without knowing it: an orphan, which the next
 	// Dequeue delivers.
 	held map[string]bool
+
+	// head is the first item key this Queue has read, "" before it read
+	// one; see itemRange. Not used by a PriorityQueue, whose items of a
+	// lower priority number sort before the head however late they come.
+	head     string
+	priority bool
 }
 
 // Item is a dequeued value.
@@ -278,6 +285,49 @@ type queueView struct {
 	lease   int64              // this Queue's claim lease, 0 if it has none
 }
 
+// headWindow is how many item numbers from the head a read covers before
+// it reads the whole queue: far more than the items consumers take
+// between two reads of one consumer, and cheap for the server to walk.
+const headWindow = 256
+
+// itemRange returns the range of item keys a read of the first items
+// covers: from the head to headWindow numbers on, or all of them before
+// this Queue knows the head (wide is then true).
+//
+// etcd answers a read with a limit by also counting every key left in its
+// range, and walks the keys deleted since the last compaction on the way:
+// a read to the end of the prefix costs time linear in the queue's length.
+// The window bounds both. It leaves out no item: a plain queue numbers its
+// items in increasing order (the "seq/" counter only grows), so no item
+// can appear before the head, which was the first one when it was read;
+// and a read of the window that finds no item falls back to the whole
+// range, which also finds the items numbered anew if the counter was
+// deleted.
+func (q *Queue[T]) itemRange() (start, end string, wide bool) {
+	all := clientv3.GetPrefixRangeEnd(q.items)
+	q.mu.Lock()
+	head := q.head
+	q.mu.Unlock()
+	if q.priority || head == "" {
+		return q.items, all, true
+	}
+	n, err := parseSeq(strings.TrimPrefix(head, q.items))
+	if err != nil || n > math.MaxUint64-headWindow {
+		return q.items, all, true // not a plain queue's item
+	}
+	return head, q.items + formatSeq(n+headWindow), false
+}
+
+// sawHead records the first item key a read found.
+func (q *Queue[T]) sawHead(items []*mvccpb.KeyValue) {
+	if len(items) == 0 || q.priority {
+		return
+	}
+	q.mu.Lock()
+	q.head = string(items[0].Key)
+	q.mu.Unlock()
+}
+
 // scan reads the first items nobody has claimed.
 func (q *Queue[T]) scan(ctx context.Context) (queueView, error) {
 	if q.claimTTL != 0 {
@@ -285,11 +335,26 @@ func (q *Queue[T]) scan(ctx context.Context) (queueView, error) {
 	}
 	bctx, cancel := q.kv.c.bound(ctx)
 	defer cancel()
-	resp, err := q.kv.c.raw.KV.Get(bctx, q.items, clientv3.WithPrefix(), clientv3.WithLimit(dequeuePage))
-	if err != nil {
-		return queueView{}, opErr("dequeue", q.items, err)
+	for {
+		start, end, wide := q.itemRange()
+		resp, err := q.kv.c.raw.KV.Get(bctx, start, clientv3.WithRange(end), clientv3.WithLimit(dequeuePage))
+		if err != nil {
+			return queueView{}, opErr("dequeue", q.items, err)
+		}
+		if len(resp.Kvs) == 0 && !wide {
+			q.forgetHead()
+			continue
+		}
+		q.sawHead(resp.Kvs)
+		return queueView{free: resp.Kvs, rev: resp.Header.Revision}, nil
 	}
-	return queueView{free: resp.Kvs, rev: resp.Header.Revision}, nil
+}
+
+// forgetHead makes the next read cover every item: the window held none.
+func (q *Queue[T]) forgetHead() {
+	q.mu.Lock()
+	q.head = ""
+	q.mu.Unlock()
 }
 
 // scanClaimed is scan for [AtLeastOnce]. Claims are few (one per busy
@@ -313,17 +378,27 @@ func (q *Queue[T]) scanClaimed(ctx context.Context) (queueView, error) {
 			v.orphans = append(v.orphans, c)
 		}
 	}
-	items, err := q.kv.c.raw.KV.Get(bctx, q.items, clientv3.WithPrefix(),
-		clientv3.WithLimit(int64(len(claimed)+dequeuePage)), clientv3.WithRev(v.rev))
-	if err != nil {
-		return queueView{}, opErr("dequeue", q.items, err)
-	}
-	for _, it := range items.Kvs {
-		if !claimed[strings.TrimPrefix(string(it.Key), q.items)] {
-			v.free = append(v.free, it)
+	for {
+		start, end, wide := q.itemRange()
+		items, err := q.kv.c.raw.KV.Get(bctx, start, clientv3.WithRange(end),
+			clientv3.WithLimit(int64(len(claimed)+dequeuePage)), clientv3.WithRev(v.rev))
+		if err != nil {
+			return queueView{}, opErr("dequeue", q.items, err)
 		}
+		for _, it := range items.Kvs {
+			if !claimed[strings.TrimPrefix(string(it.Key), q.items)] {
+				v.free = append(v.free, it)
+			}
+		}
+		if len(v.free) == 0 && !wide {
+			// The window's items are all claimed, or there are none: the
+			// free ones, if any, are further on.
+			q.forgetHead()
+			continue
+		}
+		q.sawHead(items.Kvs)
+		return v, nil
 	}
-	return v, nil
 }
 
 // take removes (or claims) the item, unless another consumer was first.
@@ -651,7 +726,9 @@ type PriorityQueue[T any] struct {
 
 // NewPriorityQueue returns the priority queue stored under prefix.
 func NewPriorityQueue[T any](c *Client, prefix string, codec Codec[T], opts ...QueueOption) *PriorityQueue[T] {
-	return &PriorityQueue[T]{q: NewQueue(c, prefix, codec, opts...)}
+	q := NewQueue(c, prefix, codec, opts...)
+	q.priority = true
+	return &PriorityQueue[T]{q: q}
 }
 
 // Enqueue adds v with the given priority: 0 is dequeued first.

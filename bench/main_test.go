@@ -35,6 +35,7 @@ var (
 	kit       *etcdkit.Client  // the facade
 	kitCfg    etcdkit.Config   // what kit was made with, for clients made otherwise
 	raw       *clientv3.Client // a separate plain clientv3 connection to the same server
+	kitConfig etcdkit.Config   // the facade's configuration, for benchmarks that need a client of their own
 )
 
 func TestMain(m *testing.M) {
@@ -71,6 +72,7 @@ func setup() error {
 		}
 		cfg = server.Config()
 	}
+	kitConfig = cfg
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kitCfg = cfg
