@@ -47,7 +47,7 @@ func (c *Client) Campaign(ctx context.Context, name, value string, opts ...LockO
 	if isFirst(resp.Responses[1].GetResponseRange().Kvs, l.fence) {
 		return lead, nil
 	}
-	if err := l.waitTurn(ctx, prefix, l.verifyFirst(prefix)); err != nil {
+	if err := l.waitTurn(ctx, prefix, true, l.verifyFirst(prefix)); err != nil {
 		l.abandon(ctx)
 		return nil, err
 	}
@@ -110,8 +110,8 @@ func (ld *Leadership) Key() string { return ld.l.key }
 // Leader returns the value of the current leader of the election called
 // name. It fails with [ErrNoLeader] when nobody leads it.
 func (c *Client) Leader(ctx context.Context, name string) (string, error) {
-	if name == "" {
-		return "", &opError{op: "leader", err: ErrEmptyKey}
+	if err := checkName("leader", name); err != nil {
+		return "", err
 	}
 	if err := c.checkOpen("leader", name); err != nil {
 		return "", err
@@ -126,8 +126,8 @@ func (c *Client) Leader(ctx context.Context, name string) (string, error) {
 	return string(kv.Value), nil
 }
 
-// firstCandidate reads the oldest key under prefix (nil if none), and the
-// revision read.
+// firstCandidate reads the oldest child of prefix (nil if none), and the
+// revision read. The keys of nested names ("a/b" under "a") are skipped.
 func (c *Client) firstCandidate(ctx context.Context, prefix string) (*mvccpb.KeyValue, int64, error) {
 	gctx, cancel := c.bound(ctx)
 	resp, err := c.raw.KV.Get(gctx, prefix, clientv3.WithFirstCreate()...)
@@ -135,10 +135,16 @@ func (c *Client) firstCandidate(ctx context.Context, prefix string) (*mvccpb.Key
 	if err != nil {
 		return nil, 0, err
 	}
-	if len(resp.Kvs) == 0 {
+	kvs := resp.Kvs
+	if len(kvs) > 0 && !isChild(prefix, kvs[0].Key) {
+		if kvs, err = c.childrenOf(ctx, prefix, clientv3.SortAscend, clientv3.WithRev(resp.Header.Revision)); err != nil {
+			return nil, 0, err
+		}
+	}
+	if len(kvs) == 0 {
 		return nil, resp.Header.Revision, nil
 	}
-	return resp.Kvs[0], resp.Header.Revision, nil
+	return kvs[0], resp.Header.Revision, nil
 }
 
 // LeaderInfo is one leader of an election, as [Client.ObserveLeaderInfo]
@@ -174,7 +180,7 @@ func (c *Client) ObserveLeaderInfo(ctx context.Context, name string) <-chan Lead
 
 // observeInto follows the leaders of name into ch, converted by conv.
 func observeInto[T any](c *Client, ctx context.Context, name string, ch chan T, conv func(LeaderInfo) T) <-chan T {
-	if name == "" || c.checkOpen("observe leader", name) != nil {
+	if checkName("observe leader", name) != nil || c.checkOpen("observe leader", name) != nil {
 		close(ch)
 		return ch
 	}

@@ -1,10 +1,12 @@
 package etcdkit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -128,24 +130,53 @@ func (c *Client) lock(ctx context.Context, op, name string, opts []LockOption, t
 	if err != nil {
 		return nil, err
 	}
-	if isFirst(resp.Responses[1].GetResponseRange().Kvs, l.fence) {
+	first := resp.Responses[1].GetResponseRange().Kvs
+	if isFirst(first, l.fence) {
 		return l, nil
 	}
 	if try {
+		if !isChild(prefix, first[0].Key) {
+			// A nested name's key came first: look past it.
+			if first, err = l.firstChild(ctx, prefix); err != nil || isFirst(first, l.fence) {
+				return l.claimOrAbandon(ctx, err)
+			}
+		}
 		l.abandon(ctx)
 		return nil, &opError{op: op, key: name, err: ErrLocked}
 	}
-	if err := l.waitTurn(ctx, prefix, l.verifyFirst(prefix)); err != nil {
+	if err := l.waitTurn(ctx, prefix, true, l.verifyFirst(prefix)); err != nil {
 		l.abandon(ctx)
 		return nil, err
 	}
 	return l, nil
 }
 
+// claimOrAbandon returns l, or abandons it when err says its turn could not
+// be checked.
+func (l *Lock) claimOrAbandon(ctx context.Context, err error) (*Lock, error) {
+	if err != nil {
+		l.abandon(ctx)
+		return nil, opErr(l.op, l.name, err)
+	}
+	return l, nil
+}
+
+// firstChild reads the first key by creation among the children of prefix,
+// as a one-element slice (empty when there is none).
+func (l *Lock) firstChild(ctx context.Context, prefix string) ([]*mvccpb.KeyValue, error) {
+	kv, _, err := l.c.firstCandidate(ctx, prefix)
+	if err != nil || kv == nil {
+		return nil, err
+	}
+	return []*mvccpb.KeyValue{kv}, nil
+}
+
 // mutexSpec is the queue of a name whose holders take turns one at a
 // time, as concurrency.Mutex and concurrency.Election queue: a key per
 // session under name + "/", holding value, with a read of the first key
-// by creation.
+// by creation. That read also sees the keys of nested names ("a/b" under
+// "a"): the holder checks its turn again among the children only (see
+// isChild) before it waits.
 func mutexSpec(op, name, value string) queueSpec {
 	prefix := name + "/"
 	return queueSpec{
@@ -168,8 +199,8 @@ type queueSpec struct {
 // checks, on a live session. A session whose lease turns out to be gone is
 // replaced and the transaction retried.
 func (c *Client) enqueue(ctx context.Context, opts []LockOption, q queueSpec) (*Lock, *clientv3.TxnResponse, error) {
-	if q.name == "" {
-		return nil, nil, &opError{op: q.op, err: ErrEmptyKey}
+	if err := checkName(q.op, q.name); err != nil {
+		return nil, nil, err
 	}
 	if err := c.checkOpen(q.op, q.name); err != nil {
 		return nil, nil, err
@@ -294,15 +325,15 @@ func isFirst(first []*mvccpb.KeyValue, fence int64) bool {
 	return len(first) == 0 || first[0].CreateRevision == fence
 }
 
-// waitTurn waits until no key under prefix was created before l's, then
-// checks with verify that l still holds its place. It gives up when ctx ends
-// or the session behind l ends.
-func (l *Lock) waitTurn(ctx context.Context, prefix string, verify func(context.Context) error) error {
+// waitTurn waits until no key under prefix (with children, no child of
+// prefix) was created before l's, then checks with verify that l still
+// holds its place. It gives up when ctx ends or the session behind l ends.
+func (l *Lock) waitTurn(ctx context.Context, prefix string, children bool, verify func(context.Context) error) error {
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(l.s.ctx, func() { cancel(l.s.err()) })
 	defer stop()
-	if err := l.c.waitDeletes(wctx, prefix, l.fence-1); err != nil {
+	if err := l.c.waitDeletes(wctx, prefix, l.fence-1, children); err != nil {
 		return l.waitErr(ctx, wctx, err)
 	}
 	if err := verify(wctx); err != nil {
@@ -324,28 +355,27 @@ func (l *Lock) waitErr(ctx, wctx context.Context, err error) error {
 	return opErr(l.op, l.name, err)
 }
 
-// verifyFirst returns a check that l's key is now the first one under
+// verifyFirst returns a check that l's key is now the first child of
 // prefix, so that a lock is never claimed on a key that vanished.
 func (l *Lock) verifyFirst(prefix string) func(context.Context) error {
 	return func(ctx context.Context) error {
-		gctx, cancel := l.c.bound(ctx)
-		resp, err := l.c.raw.KV.Get(gctx, prefix, clientv3.WithFirstCreate()...)
-		cancel()
+		kv, rev, err := l.c.firstCandidate(ctx, prefix)
 		if err != nil {
 			return err
 		}
-		if len(resp.Kvs) == 0 || string(resp.Kvs[0].Key) != l.key || resp.Kvs[0].CreateRevision != l.fence {
+		if kv == nil || string(kv.Key) != l.key || kv.CreateRevision != l.fence {
 			return l.lostErr(ErrLeaseExpired, "the key vanished while waiting")
 		}
-		l.rev = resp.Header.Revision
+		l.rev = rev
 		return nil
 	}
 }
 
-// waitDeletes waits until no key under prefix has a create revision up to
-// maxRev, watching the deletion of the newest such key each time (so each
-// waiter wakes only when its predecessor goes).
-func (c *Client) waitDeletes(ctx context.Context, prefix string, maxRev int64) error {
+// waitDeletes waits until no key under prefix (with children, no child of
+// prefix) has a create revision up to maxRev, watching the deletion of the
+// newest such key each time (so each waiter wakes only when its
+// predecessor goes).
+func (c *Client) waitDeletes(ctx context.Context, prefix string, maxRev int64, children bool) error {
 	opts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(maxRev))
 	for {
 		gctx, cancel := c.bound(ctx)
@@ -354,13 +384,47 @@ func (c *Client) waitDeletes(ctx context.Context, prefix string, maxRev int64) e
 		if err != nil {
 			return err
 		}
-		if len(resp.Kvs) == 0 {
+		kvs := resp.Kvs
+		if children && len(kvs) > 0 && !isChild(prefix, kvs[0].Key) {
+			// A nested name's key: read them all (names only) and skip those.
+			if kvs, err = c.childrenOf(ctx, prefix, clientv3.SortDescend, clientv3.WithMaxCreateRev(maxRev), clientv3.WithKeysOnly()); err != nil {
+				return err
+			}
+		}
+		if len(kvs) == 0 {
 			return nil
 		}
-		if err := c.waitDelete(ctx, string(resp.Kvs[0].Key), resp.Header.Revision); err != nil {
+		if err := c.waitDelete(ctx, string(kvs[0].Key), resp.Header.Revision); err != nil {
 			return err
 		}
 	}
+}
+
+// isChild reports whether key is a child of prefix, as the keys of a lock
+// or election named N are children of N + "/" (N + "/" + a lease ID): the
+// keys of a nested name ("a/b" under "a") are not.
+func isChild(prefix string, key []byte) bool {
+	return len(key) > len(prefix) && !bytes.ContainsRune(key[len(prefix):], '/')
+}
+
+// childrenOf reads the children of prefix in order of creation (ascending
+// or descending), skipping the keys of nested names. Nested names are
+// rare: this slower read is only made when one's key is seen.
+func (c *Client) childrenOf(ctx context.Context, prefix string, order clientv3.SortOrder, opts ...clientv3.OpOption) ([]*mvccpb.KeyValue, error) {
+	gctx, cancel := c.bound(ctx)
+	defer cancel()
+	opts = append(opts, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, order))
+	resp, err := c.raw.KV.Get(gctx, prefix, opts...)
+	if err != nil {
+		return nil, err
+	}
+	kvs := resp.Kvs[:0]
+	for _, kv := range resp.Kvs {
+		if isChild(prefix, kv.Key) {
+			kvs = append(kvs, kv)
+		}
+	}
+	return kvs, nil
 }
 
 // waitDelete waits until key is deleted after revision rev. A compacted watch
@@ -638,6 +702,25 @@ func (l *Lock) sessionErr(op, key string) error {
 // lostErr is the error of a lock that is no longer held.
 func (l *Lock) lostErr(sentinel error, why string) error {
 	return &opError{op: "hold lock", key: l.key, err: fmt.Errorf("%w: %s", sentinel, why)}
+}
+
+// kindSep starts the part of a key that says which kind of primitive it
+// belongs to ([Semaphore], [RWMutex]). Names may not contain it, so the
+// keys of one kind and name are never under another's: a NUL byte, as no
+// one names a lock with it.
+const kindSep = "\x00"
+
+// checkName checks the name of a lock, election, reader/writer lock or
+// semaphore: [ErrEmptyKey] if it is empty, [ErrInvalidArgument] if it
+// contains a NUL byte (see kindSep).
+func checkName(op, name string) error {
+	switch {
+	case name == "":
+		return &opError{op: op, err: ErrEmptyKey}
+	case strings.Contains(name, kindSep):
+		return &opError{op: op, key: name, err: fmt.Errorf("%w: the name contains a NUL byte", ErrInvalidArgument)}
+	}
+	return nil
 }
 
 // leaseHex formats a lease ID as concurrency.Mutex does (%x).

@@ -22,7 +22,7 @@ func TestSemaphoreLimit(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, contenders)
 	for i := range contenders {
-		sem := clients[i%len(clients)].Semaphore(lockName(t), limit)
+		sem := newSemaphore(t, clients[i%len(clients)], lockName(t), limit)
 		wg.Go(func() {
 			for range rounds {
 				h, err := sem.Acquire(t.Context())
@@ -58,7 +58,7 @@ func TestSemaphoreTryAcquire(t *testing.T) {
 	t.Parallel()
 	srv := lockServer(t)
 	cli, raw := srv.Client(t), srv.RawClient(t)
-	sem := cli.Semaphore(lockName(t), 2)
+	sem := newSemaphore(t, cli, lockName(t), 2)
 	var held []*etcdkit.Lock
 	for i := range 2 {
 		h, err := sem.TryAcquire(t.Context())
@@ -68,7 +68,7 @@ func TestSemaphoreTryAcquire(t *testing.T) {
 	assert.Greater(t, held[1].Fence(), held[0].Fence(), "fences not increasing")
 	_, err := sem.TryAcquire(t.Context())
 	assert.ErrorIs(t, err, etcdkit.ErrLocked, "TryAcquire on a full semaphore")
-	assert.Equal(t, []string{held[0].Key(), held[1].Key()}, lockKeysUnder(t, raw, lockName(t)+"/"), "keys: want only the two holders'")
+	assert.Equal(t, []string{held[0].Key(), held[1].Key()}, lockKeysUnder(t, raw, etcdkit.SemaphoreHolders(lockName(t))), "keys: want only the two holders'")
 	// A waiter is admitted when a holder leaves.
 	got := make(chan error, 1)
 	go func() {
@@ -78,7 +78,7 @@ func TestSemaphoreTryAcquire(t *testing.T) {
 		}
 		got <- err
 	}()
-	lockWaitKeys(t, raw, lockName(t)+"/", 3)
+	lockWaitKeys(t, raw, etcdkit.SemaphoreHolders(lockName(t)), 3)
 	require.NoError(t, held[0].Unlock(t.Context()))
 	select {
 	case err := <-got:
@@ -94,8 +94,9 @@ func TestSemaphoreBadLimit(t *testing.T) {
 	srv := lockServer(t)
 	cli := srv.Client(t)
 	for _, limit := range []int{0, -1} {
-		_, err := cli.Semaphore(lockName(t), limit).Acquire(t.Context())
-		assert.ErrorIs(t, err, etcdkit.ErrInvalidArgument, "Acquire with limit %d", limit)
+		sem, err := cli.Semaphore(lockName(t), limit)
+		assert.ErrorIs(t, err, etcdkit.ErrInvalidArgument, "Semaphore with limit %d", limit)
+		assert.Nil(t, sem, "Semaphore with limit %d", limit)
 	}
 }
 
@@ -103,10 +104,18 @@ func TestSemaphoreLost(t *testing.T) {
 	t.Parallel()
 	srv := lockServer(t)
 	cli, raw := srv.Client(t), srv.RawClient(t)
-	h, err := cli.Semaphore(lockName(t), 1).Acquire(t.Context())
+	h, err := newSemaphore(t, cli, lockName(t), 1).Acquire(t.Context())
 	require.NoError(t, err)
 	lost := h.Lost()
 	lockRevokeLeaseOf(t, raw, h.Key())
 	lockWaitClosed(t, lost, "Lost after revoking the lease")
 	assert.ErrorIs(t, h.Err(), etcdkit.ErrLeaseExpired)
+}
+
+// newSemaphore is Client.Semaphore for valid arguments.
+func newSemaphore(tb testing.TB, c *etcdkit.Client, name string, limit int, opts ...etcdkit.LockOption) *etcdkit.Semaphore {
+	tb.Helper()
+	sem, err := c.Semaphore(name, limit, opts...)
+	require.NoError(tb, err, "Semaphore(%q, %d)", name, limit)
+	return sem
 }
