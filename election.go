@@ -79,8 +79,12 @@ func (ld *Leadership) Proclaim(ctx context.Context, value string) error {
 }
 
 // Resign gives up the leadership, so that the next candidate leads. It
-// deletes the key only if it is still this leadership's. It is safe to call
-// again, after a failure or a success.
+// deletes the key only if it is still this leadership's. Like
+// [Lock.Unlock], it returns the loss ([ErrLeaseLost] or [ErrLeaseExpired])
+// when the leadership was lost before Resign, since the leader's work was
+// then not protected to the end; any other error means the key may still
+// be there: call it again. Once it returned nil or a loss, later calls
+// return nil.
 func (ld *Leadership) Resign(ctx context.Context) error { return ld.l.Unlock(ctx) }
 
 // Lost returns a channel that is closed when this client no longer leads:
@@ -89,10 +93,11 @@ func (ld *Leadership) Resign(ctx context.Context) error { return ld.l.Unlock(ctx
 // which.
 func (ld *Leadership) Lost() <-chan struct{} { return ld.l.Lost() }
 
-// Err returns nil while leading, and after [Leadership.Lost] is closed why:
-// [ErrLeaseLost] if the lease could not be refreshed in time,
-// [ErrLeaseExpired] if the server confirmed the lease gone or the key was
-// deleted, [ErrClosed] after Resign or [Client.Close].
+// Err returns nil while leading, and once it is not why: [ErrLeaseLost] if
+// the lease could not be refreshed in time, [ErrLeaseExpired] if the server
+// confirmed the lease gone or the key was deleted, [ErrClosed] after Resign
+// or [Client.Close]. Like [Lock.Err] it sends and starts nothing; a deleted
+// key is reported once [Leadership.Lost] was called.
 func (ld *Leadership) Err() error { return ld.l.Err() }
 
 // Fence returns the leadership's fencing token: the create revision of its

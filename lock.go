@@ -43,6 +43,7 @@ type Lock struct {
 	released   bool // unlocked or abandoned: the handle holds nothing
 	releasing  int  // Unlock calls under way: a deletion seen now may be theirs
 	keyGone    bool // the key was seen deleted while an Unlock was under way
+	unlockSent bool // an Unlock failed after its delete may have been sent
 	detached   bool // the use of the session (and the name on it) was given back
 	endErr     error
 	lost       context.Context // made by the first Lost call
@@ -246,6 +247,21 @@ func (c *Client) enqueue(ctx context.Context, opts []LockOption, q queueSpec) (*
 		}
 		return l, resp, nil
 	}
+}
+
+// deleteHeld is deleteIf that also says whether cond held, so the key was
+// deleted. After Close it deletes nothing and returns true.
+func (c *Client) deleteHeld(ctx context.Context, key string, cond clientv3.Cmp) (bool, error) {
+	if c.closed.Load() {
+		return true, nil // Close revokes the lease, and the key with it
+	}
+	dctx, cancel := c.bound(ctx)
+	defer cancel()
+	resp, err := c.raw.KV.Txn(dctx).If(cond).Then(clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		return false, err
+	}
+	return resp.Succeeded, nil
 }
 
 // deleteIf deletes key if cond holds: the key is still the one a lock put.
@@ -541,10 +557,20 @@ func (l *Lock) held() clientv3.Cmp {
 
 // Unlock releases the lock. It deletes the key only if it is still this
 // lock's (a transaction on its create revision), so it never releases a lock
-// that another holder took after this one was lost. It is safe to call more
-// than once: after the first success it returns nil. If it fails, the lock
-// may still be held; call it again, or rely on [Client.Close], which revokes
-// the lease.
+// that another holder took after this one was lost.
+//
+// If the lock was lost before Unlock (see [Lock.Lost]), what it protected
+// was not protected to the end, and Unlock says so: it releases what is
+// left and returns the loss, the error [Lock.Err] reports ([ErrLeaseLost]
+// or [ErrLeaseExpired]), or [ErrLeaseExpired] when Unlock itself finds the
+// key gone (unless an earlier Unlock failed with an unknown outcome: the
+// key gone is then taken as that one's doing). After a loss nothing is
+// held: do not call it again for that.
+//
+// Any other error means the delete failed and the lock may still be held:
+// call Unlock again, or rely on [Client.Close], which revokes the lease.
+// Once Unlock returned nil or a loss, later calls return nil. After
+// [Client.Close], it returns nil: Close released the lock.
 func (l *Lock) Unlock(ctx context.Context) error {
 	l.mu.Lock()
 	if l.released {
@@ -556,20 +582,59 @@ func (l *Lock) Unlock(ctx context.Context) error {
 	// this one, not a loss.
 	l.releasing++
 	l.mu.Unlock()
-	err := l.c.deleteIf(ctx, l.key, l.held())
+	deleted, err := l.c.deleteHeld(ctx, l.key, l.held())
 	l.mu.Lock()
 	l.releasing--
 	// After Close, the lease and with it the key are gone already; a key
 	// seen deleted is gone whatever the request's answer was.
 	if err != nil && !l.keyGone && !l.c.closed.Load() {
+		l.unlockSent = true
 		l.mu.Unlock()
 		return opErr("unlock", l.key, err)
 	}
+	// A key gone after an Unlock that may have deleted it is no loss.
+	loss := l.lossBeforeUnlock(err == nil && !deleted && !l.unlockSent)
 	if !l.released {
-		l.finish(&opError{op: "hold lock", key: l.key, err: fmt.Errorf("%w: unlocked", ErrClosed)})
+		var end error = &opError{op: "hold lock", key: l.key, err: fmt.Errorf("%w: unlocked", ErrClosed)}
+		if loss != nil {
+			end = loss // Err goes on saying why the lock was not held to the end
+		}
+		l.finish(end)
 	}
 	l.mu.Unlock()
 	l.detach()
+	return loss
+}
+
+// lossBeforeUnlock is the loss Unlock reports, nil if the lock was held
+// until Unlock; notFound says the key was no longer this lock's when Unlock
+// tried to delete it. l.mu is held.
+func (l *Lock) lossBeforeUnlock(notFound bool) error {
+	if l.c.closed.Load() {
+		return nil
+	}
+	if err := l.knownLoss(); err != nil && !errors.Is(err, ErrClosed) {
+		return err
+	}
+	if notFound {
+		return l.lostErr(ErrLeaseExpired, "the key was gone before Unlock")
+	}
+	return nil
+}
+
+// knownLoss is why the lock is no longer held as far as known without a
+// request, nil while it is. l.mu is held.
+func (l *Lock) knownLoss() error {
+	switch {
+	case l.lost != nil && l.lost.Err() != nil:
+		return context.Cause(l.lost)
+	case l.released:
+		return l.endErr
+	case l.c.ctx.Err() != nil:
+		return &opError{op: "hold lock", key: l.key, err: ErrClosed}
+	case l.s.dead():
+		return l.sessionErr("hold lock", l.key)
+	}
 	return nil
 }
 
@@ -580,12 +645,20 @@ func (l *Lock) Unlock(ctx context.Context) error {
 // once (a watch on the key), an unreachable cluster within the lease TTL.
 func (l *Lock) Lost() <-chan struct{} { return l.lostCtx().Done() }
 
-// Err returns nil while the lock is held, and after [Lock.Lost] is closed
-// why: [ErrLeaseLost] if the lease could not be refreshed in time (the
-// server may still hold it for a while), [ErrLeaseExpired] if the server
-// confirmed the lease gone or the key was deleted, [ErrClosed] after Unlock
-// or [Client.Close].
-func (l *Lock) Err() error { return context.Cause(l.lostCtx()) }
+// Err returns nil while the lock is held, and once it is not why:
+// [ErrLeaseLost] if the lease could not be refreshed in time (the server
+// may still hold it for a while), [ErrLeaseExpired] if the server confirmed
+// the lease gone or the key was deleted, [ErrClosed] after Unlock or
+// [Client.Close]. After [Lock.Lost] is closed it returns the same error.
+//
+// Err sends nothing and starts nothing: it reports what the lock's
+// lease keep-alive knows, and, once [Lock.Lost] was called (which starts a
+// watch on the key), a deletion of the key by someone else.
+func (l *Lock) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.knownLoss()
+}
 
 // lostCtx returns a context that ends when the lock is lost, starting the
 // watch that notices it on first use: locks that never ask cost no watch.

@@ -218,7 +218,7 @@ func TestLockLostFreesName(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, old.Key(), l.Key(), "the next lock of the name reuses the shared session")
 
-	require.NoError(t, old.Unlock(t.Context()), "Unlock of the lost lock")
+	require.ErrorIs(t, old.Unlock(t.Context()), etcdkit.ErrLeaseExpired, "Unlock of the lost lock: the loss")
 	_, err = cli.TryLock(t.Context(), name)
 	assert.ErrorIs(t, err, etcdkit.ErrLocked, "TryLock while the new lock holds the name")
 	assert.NoError(t, l.Unlock(t.Context()))

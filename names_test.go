@@ -43,9 +43,9 @@ func TestLock_NestedNameDoesNotBlock(t *testing.T) {
 	t.Run("Lock behind an outer holder", func(t *testing.T) {
 		// A nested key created between the outer holder's and the
 		// waiter's must not be waited on once the outer holder leaves.
-		outer, err := holder.Lock(t.Context(), name)
+		outer, err := holder.Lock(nestedCtx(t), name)
 		require.NoError(t, err)
-		nested2, err := other.Lock(t.Context(), name+"/c")
+		nested2, err := other.Lock(nestedCtx(t), name+"/c")
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = nested2.Unlock(context.Background()) })
 		got := make(chan error, 1)
@@ -58,7 +58,12 @@ func TestLock_NestedNameDoesNotBlock(t *testing.T) {
 		}()
 		lockWaitKeys(t, testServer.RawClient(t), name+"/", 4) // b, outer, c, the waiter
 		require.NoError(t, outer.Unlock(t.Context()))
-		assert.NoError(t, <-got, "Lock after the outer holder left, nested ones still held")
+		select {
+		case err := <-got:
+			assert.NoError(t, err, "Lock after the outer holder left, nested ones still held")
+		case <-time.After(20 * time.Second):
+			require.FailNow(t, "Lock did not return after the outer holder left")
+		}
 	})
 }
 
@@ -147,18 +152,19 @@ func TestLock_NamesWithNulAreRefused(t *testing.T) {
 	t.Parallel()
 	cli := newClient(t)
 	name := lockName(t) + "\x00semaphore"
+	ctx := nestedCtx(t)
 	calls := map[string]func() error{
-		"Lock":    func() error { _, err := cli.Lock(t.Context(), name); return err },
-		"TryLock": func() error { _, err := cli.TryLock(t.Context(), name); return err },
+		"Lock":    func() error { _, err := cli.Lock(ctx, name); return err },
+		"TryLock": func() error { _, err := cli.TryLock(ctx, name); return err },
 		"Campaign": func() error {
-			_, err := cli.Campaign(t.Context(), name, "v")
+			_, err := cli.Campaign(ctx, name, "v")
 			return err
 		},
-		"Leader":    func() error { _, err := cli.Leader(t.Context(), name); return err },
+		"Leader":    func() error { _, err := cli.Leader(ctx, name); return err },
 		"Semaphore": func() error { _, err := cli.Semaphore(name, 1); return err },
 		"RWMutex":   func() error { _, err := cli.RWMutex(name); return err },
 		"RunAsLeader": func() error {
-			return cli.RunAsLeader(t.Context(), name, "v", func(context.Context, *etcdkit.Term) error { return nil })
+			return cli.RunAsLeader(ctx, name, "v", func(context.Context, *etcdkit.Term) error { return nil })
 		},
 	}
 	for what, call := range calls {
