@@ -28,9 +28,11 @@ type Leadership struct {
 // candidacy could not be refreshed in time while waiting, or
 // [ErrLeaseExpired] if the server expired it (it never reports a leadership
 // it does not have); with [ErrInvalidTTL] for a [LockTTL] under one second,
-// [ErrEmptyKey] for an empty name and [ErrClosed] after [Client.Close]. A
-// candidate that gives up leaves no key behind, as a waiter for
-// [Client.Lock] does.
+// [ErrEmptyKey] for an empty name, [ErrInvalidArgument] for a name with a
+// NUL byte, and [ErrClosed] after [Client.Close]. A candidate that gives up
+// leaves no key behind, as a waiter for [Client.Lock] does. As with
+// [Client.Lock], the candidates of a nested name ("a/b" below "a") are not
+// candidates of this one.
 func (c *Client) Campaign(ctx context.Context, name, value string, opts ...LockOption) (*Leadership, error) {
 	prefix := name + "/"
 	l, resp, err := c.enqueue(ctx, opts, mutexSpec("campaign", name, value))
@@ -113,7 +115,9 @@ func (ld *Leadership) Held() Cond { return Cond{cmp: ld.l.held()} }
 func (ld *Leadership) Key() string { return ld.l.key }
 
 // Leader returns the value of the current leader of the election called
-// name. It fails with [ErrNoLeader] when nobody leads it.
+// name. It fails with [ErrNoLeader] when nobody leads it (the leader of a
+// nested name, "a/b" below "a", does not lead it), [ErrEmptyKey] for an
+// empty name and [ErrInvalidArgument] for a name with a NUL byte.
 func (c *Client) Leader(ctx context.Context, name string) (string, error) {
 	if err := checkName("leader", name); err != nil {
 		return "", err

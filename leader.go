@@ -125,7 +125,7 @@ type LeaderEvent struct {
 // fails, left to expire).
 //
 // It fails at once, sending nothing, with [ErrEmptyKey] for an empty name,
-// [ErrInvalidArgument] for a nil fn or a bad option, and [ErrInvalidTTL] for
+// [ErrInvalidArgument] for a name with a NUL byte, a nil fn or a bad option, and [ErrInvalidTTL] for
 // a [LeaderTTL] under one second.
 func (c *Client) RunAsLeader(ctx context.Context, name, value string,
 	fn func(ctx context.Context, term *Term) error, opts ...LeaderOption) error {

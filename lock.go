@@ -22,7 +22,8 @@ import (
 //
 // A lock named N is wire-compatible with concurrency.NewMutex(session, N) and
 // "etcdctl lock N": its key is N + "/" + the lease ID in hex, waiters queue in
-// the order their keys were created, and each excludes the others.
+// the order their keys were created, and each excludes the others. Keys
+// deeper under N + "/" belong to nested names and are not waited for.
 //
 // Holding a Lock is a claim, not a guarantee: if the process stalls for
 // longer than the lease TTL, the lease expires and another holder may take
@@ -66,10 +67,12 @@ type Lock struct {
 // Two Lock calls on the same name from one client exclude each other like
 // calls from different clients.
 //
-// Names are key prefixes: a lock named "a" queues behind every key under
-// "a/", so holders and waiters of a lock named "a/b" hold up a lock named
-// "a" (not the other way round). Use names of which none is another's
-// prefix followed by "/".
+// Names do not overlap: a lock named "a" waits only for the keys of lock
+// "a" (the children of "a/"), not for those of a lock named "a/b" below
+// it; nor does a [Semaphore] or [RWMutex] of the same name share its keys.
+// (concurrency.Mutex, by contrast, does queue "a" behind "a/b".) It fails
+// with [ErrInvalidArgument] for a name with a NUL byte, which etcdkit
+// keeps to separate the kinds' keys.
 func (c *Client) Lock(ctx context.Context, name string, opts ...LockOption) (*Lock, error) {
 	return c.lock(ctx, "lock", name, opts, false)
 }
