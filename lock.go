@@ -539,6 +539,15 @@ func (l *Lock) detach() {
 // Fence returns the lock's fencing token: the create revision of its key. It
 // grows with every new holder of the name, so a resource that remembers the
 // highest token it saw can refuse a write from an older holder.
+//
+// The token of a read hold ([RWMutex.RLock]) is not exclusive: read holds
+// are held together, each with a token of its own, so it is no writer's
+// fencing token and must not guard a write. It orders the hold against
+// write holds: every write hold with a lower token ended before the read
+// hold was granted, and every one with a higher token is granted only
+// after it ends. A resource that remembers the highest write token it saw
+// can refuse a read hold's token below it: a read hold that was lost while
+// a writer took over.
 func (l *Lock) Fence() int64 { return l.fence }
 
 // Key returns the lock's key in etcd (relative to the client's namespace).

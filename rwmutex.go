@@ -48,6 +48,8 @@ func checkLockArgs(op, name string, opts []LockOption) error {
 
 // RLock takes a read hold, waiting while a writer holds the lock or waits
 // for it with an earlier place in the queue. Release it with [Lock.Unlock].
+// Its [Lock.Fence] is not exclusive (other read holds are held at the same
+// time): see [Lock.Fence] for what it is good for.
 // Its errors are those of [Client.Lock].
 func (m *RWMutex) RLock(ctx context.Context) (*Lock, error) {
 	return m.take(ctx, "read lock", false, false)

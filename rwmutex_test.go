@@ -135,3 +135,39 @@ func newRWMutex(tb testing.TB, c *etcdkit.Client, name string, opts ...etcdkit.L
 	require.NoError(tb, err, "RWMutex(%q)", name)
 	return m
 }
+
+// TestRWMutex_ReadFencesAreNotExclusive shows what a read hold's fence is:
+// two read holds are held at once, each with a fence of its own, and a
+// writer that comes after them gets a fence above both.
+func TestRWMutex_ReadFencesAreNotExclusive(t *testing.T) {
+	t.Parallel()
+	a, b := newClient(t), newClient(t)
+	name := lockName(t)
+	r1, err := newRWMutex(t, a, name).RLock(t.Context())
+	require.NoError(t, err)
+	r2, err := newRWMutex(t, b, name).RLock(t.Context())
+	require.NoError(t, err)
+	assert.Greater(t, r2.Fence(), r1.Fence(), "fences of two read holds")
+	res, err := a.Txn(t.Context()).If(r1.Held(), r2.Held()).Commit()
+	require.NoError(t, err)
+	assert.True(t, res.Succeeded, "both read holds held at one revision")
+
+	got := make(chan *etcdkit.Lock, 1)
+	writer := newRWMutex(t, b, name)
+	go func() {
+		w, err := writer.Lock(t.Context())
+		assert.NoError(t, err, "write Lock")
+		got <- w
+	}()
+	lockWaitKeys(t, testServer.RawClient(t), etcdkit.RWMutexKeys(name), 3)
+	require.NoError(t, r1.Unlock(t.Context()))
+	require.NoError(t, r2.Unlock(t.Context()))
+	select {
+	case w := <-got:
+		require.NotNil(t, w)
+		assert.Greater(t, w.Fence(), r2.Fence(), "the writer's fence after the read holds")
+		assert.NoError(t, w.Unlock(t.Context()))
+	case <-time.After(20 * time.Second):
+		require.FailNow(t, "the writer was not granted after the readers left")
+	}
+}
