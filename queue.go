@@ -67,7 +67,10 @@ type Item[T any] struct {
 }
 
 // Ack tells the queue the item is done, so it is never delivered again. It
-// is needed only with [AtLeastOnce]; otherwise it does nothing. It fails with
+// is needed only with [AtLeastOnce]. Without it (at most once) the item
+// left the queue when it was dequeued: Ack returns nil, sends nothing and
+// changes nothing, so that a consumer that acknowledges every item works
+// in both modes unchanged. It does not make delivery at least once. It fails with
 // [ErrLeaseExpired] when the claim was lost first (the consumer's lease
 // expired): the item may then be delivered to another consumer. An Ack that
 // fails otherwise may have committed; calling it again is safe, and returns

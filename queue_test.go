@@ -642,3 +642,34 @@ func newPriorityQueue[T any](tb testing.TB, c *etcdkit.Client, prefix string, co
 	require.NoError(tb, err, "NewPriorityQueue(%q)", prefix)
 	return q
 }
+
+// TestQueue_AtMostOnceAckDoesNothing checks the promise of Item.Ack without
+// AtLeastOnce: it returns nil, sends nothing and changes nothing.
+func TestQueue_AtMostOnceAckDoesNothing(t *testing.T) {
+	t.Parallel()
+	f := etcdtest.NewFaults()
+	prefix := testPrefix(t)
+	q := newQueue(t, testServer.Client(t, etcdtest.WithFaults(f)), prefix, etcdkit.String())
+	ctx := testCtx(t)
+	_, err := q.Enqueue(ctx, "a")
+	require.NoError(t, err)
+	_, err = q.Enqueue(ctx, "b")
+	require.NoError(t, err)
+	it, err := q.Dequeue(ctx)
+	require.NoError(t, err)
+	before, err := testServer.RawClient(t).Get(ctx, prefix, clientv3.WithPrefix())
+	require.NoError(t, err)
+
+	// Any request Ack sent would be counted.
+	f.SetRate(1, 1, etcdtest.RPCRange, etcdtest.RPCPut, etcdtest.RPCDeleteRange, etcdtest.RPCTxn, etcdtest.RPCLeaseGrant, etcdtest.RPCLeaseRevoke)
+	assert.NoError(t, it.Ack(ctx), "Ack at most once")
+	assert.NoError(t, it.Ack(ctx), "second Ack at most once")
+	f.Clear()
+	assert.Zero(t, f.Injected(), "requests sent by Ack")
+	after, err := testServer.RawClient(t).Get(ctx, prefix, clientv3.WithPrefix())
+	require.NoError(t, err)
+	assert.Equal(t, before.Header.Revision, after.Header.Revision, "revision after Ack")
+	next, err := q.TryDequeue(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "b", next.Value, "the next item after an Ack at most once")
+}
