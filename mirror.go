@@ -65,6 +65,7 @@ type MirrorOption[T any] interface {
 type mirrorOptions[T any] struct {
 	onChange func(key string, old, new *Entry[T])
 	indexes  []mirrorIndex[T]
+	err      error // the first invalid option
 }
 
 type mirrorOptionFunc[T any] func(*mirrorOptions[T])
@@ -92,7 +93,9 @@ type entryChange[T any] struct {
 // from the next revision on, across reconnects and server restarts. When
 // the watch falls behind a compaction, the mirror lists the keys again and
 // reports the difference as changes. It ends with ctx, [Mirror.Close] or
-// [Client.Close]. Mirror fails if the first listing fails.
+// [Client.Close]. Mirror fails if the first listing fails, and at once,
+// sending nothing, with [ErrInvalidArgument] for an invalid option (a
+// [WithIndex] without a name or a function).
 func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T], error) {
 	spec, err := kv.watchSpec("mirror", watchOptions{})
 	if err != nil {
@@ -104,6 +107,9 @@ func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T
 		if opt != nil {
 			opt.applyMirror(&m.opts)
 		}
+	}
+	if m.opts.err != nil {
+		return nil, &opError{op: "mirror", key: spec.name, err: m.opts.err}
 	}
 	if m.task, err = kv.c.newTask(ctx, "mirror", spec.name); err != nil {
 		return nil, err
