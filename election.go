@@ -28,9 +28,11 @@ type Leadership struct {
 // candidacy could not be refreshed in time while waiting, or
 // [ErrLeaseExpired] if the server expired it (it never reports a leadership
 // it does not have); with [ErrInvalidTTL] for a [LockTTL] under one second,
-// [ErrEmptyKey] for an empty name and [ErrClosed] after [Client.Close]. A
-// candidate that gives up leaves no key behind, as a waiter for
-// [Client.Lock] does.
+// [ErrEmptyKey] for an empty name, [ErrInvalidArgument] for a name with a
+// NUL byte, and [ErrClosed] after [Client.Close]. A candidate that gives up
+// leaves no key behind, as a waiter for [Client.Lock] does. As with
+// [Client.Lock], the candidates of a nested name ("a/b" below "a") are not
+// candidates of this one.
 func (c *Client) Campaign(ctx context.Context, name, value string, opts ...LockOption) (*Leadership, error) {
 	l, err := c.observeHold(ctx, OpCampaign, name, func(ctx context.Context) (*Lock, error) {
 		lead, err := c.campaign(ctx, name, value, opts)
@@ -61,7 +63,7 @@ func (c *Client) campaign(ctx context.Context, name, value string, opts []LockOp
 	if isFirst(resp.Responses[1].GetResponseRange().Kvs, l.fence) {
 		return lead, nil
 	}
-	if err := l.waitTurn(ctx, prefix, l.verifyFirst(prefix)); err != nil {
+	if err := l.waitTurn(ctx, prefix, true, l.verifyFirst(prefix)); err != nil {
 		l.abandon(ctx)
 		return nil, err
 	}
@@ -93,8 +95,12 @@ func (ld *Leadership) Proclaim(ctx context.Context, value string) error {
 }
 
 // Resign gives up the leadership, so that the next candidate leads. It
-// deletes the key only if it is still this leadership's. It is safe to call
-// again, after a failure or a success.
+// deletes the key only if it is still this leadership's. Like
+// [Lock.Unlock], it returns the loss ([ErrLeaseLost] or [ErrLeaseExpired])
+// when the leadership was lost before Resign, since the leader's work was
+// then not protected to the end; any other error means the key may still
+// be there: call it again. Once it returned nil or a loss, later calls
+// return nil.
 func (ld *Leadership) Resign(ctx context.Context) error { return ld.l.release(ctx, OpResign) }
 
 // Lost returns a channel that is closed when this client no longer leads:
@@ -103,10 +109,11 @@ func (ld *Leadership) Resign(ctx context.Context) error { return ld.l.release(ct
 // which.
 func (ld *Leadership) Lost() <-chan struct{} { return ld.l.Lost() }
 
-// Err returns nil while leading, and after [Leadership.Lost] is closed why:
-// [ErrLeaseLost] if the lease could not be refreshed in time,
-// [ErrLeaseExpired] if the server confirmed the lease gone or the key was
-// deleted, [ErrClosed] after Resign or [Client.Close].
+// Err returns nil while leading, and once it is not why: [ErrLeaseLost] if
+// the lease could not be refreshed in time, [ErrLeaseExpired] if the server
+// confirmed the lease gone or the key was deleted, [ErrClosed] after Resign
+// or [Client.Close]. Like [Lock.Err] it sends and starts nothing; a deleted
+// key is reported once [Leadership.Lost] was called.
 func (ld *Leadership) Err() error { return ld.l.Err() }
 
 // Fence returns the leadership's fencing token: the create revision of its
@@ -122,10 +129,12 @@ func (ld *Leadership) Held() Cond { return Cond{cmp: ld.l.held()} }
 func (ld *Leadership) Key() string { return ld.l.key }
 
 // Leader returns the value of the current leader of the election called
-// name. It fails with [ErrNoLeader] when nobody leads it.
+// name. It fails with [ErrNoLeader] when nobody leads it (the leader of a
+// nested name, "a/b" below "a", does not lead it), [ErrEmptyKey] for an
+// empty name and [ErrInvalidArgument] for a name with a NUL byte.
 func (c *Client) Leader(ctx context.Context, name string) (string, error) {
-	if name == "" {
-		return "", &opError{op: "leader", err: ErrEmptyKey}
+	if err := checkName("leader", name); err != nil {
+		return "", err
 	}
 	if err := c.checkOpen("leader", name); err != nil {
 		return "", err
@@ -140,8 +149,8 @@ func (c *Client) Leader(ctx context.Context, name string) (string, error) {
 	return string(kv.Value), nil
 }
 
-// firstCandidate reads the oldest key under prefix (nil if none), and the
-// revision read.
+// firstCandidate reads the oldest child of prefix (nil if none), and the
+// revision read. The keys of nested names ("a/b" under "a") are skipped.
 func (c *Client) firstCandidate(ctx context.Context, prefix string) (*mvccpb.KeyValue, int64, error) {
 	gctx, cancel := c.bound(ctx)
 	resp, err := c.raw.KV.Get(gctx, prefix, clientv3.WithFirstCreate()...)
@@ -149,10 +158,16 @@ func (c *Client) firstCandidate(ctx context.Context, prefix string) (*mvccpb.Key
 	if err != nil {
 		return nil, 0, err
 	}
-	if len(resp.Kvs) == 0 {
+	kvs := resp.Kvs
+	if len(kvs) > 0 && !isChild(prefix, kvs[0].Key) {
+		if kvs, err = c.childrenOf(ctx, prefix, clientv3.SortAscend, clientv3.WithRev(resp.Header.Revision)); err != nil {
+			return nil, 0, err
+		}
+	}
+	if len(kvs) == 0 {
 		return nil, resp.Header.Revision, nil
 	}
-	return resp.Kvs[0], resp.Header.Revision, nil
+	return kvs[0], resp.Header.Revision, nil
 }
 
 // LeaderInfo is one leader of an election, as [Client.ObserveLeaderInfo]
@@ -188,7 +203,7 @@ func (c *Client) ObserveLeaderInfo(ctx context.Context, name string) <-chan Lead
 
 // observeInto follows the leaders of name into ch, converted by conv.
 func observeInto[T any](c *Client, ctx context.Context, name string, ch chan T, conv func(LeaderInfo) T) <-chan T {
-	if name == "" || c.checkOpen("observe leader", name) != nil {
+	if checkName("observe leader", name) != nil || c.checkOpen("observe leader", name) != nil {
 		close(ch)
 		return ch
 	}

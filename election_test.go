@@ -105,7 +105,8 @@ func TestElectionLostOnRevoke(t *testing.T) {
 	if assert.NoError(t, err, "guarded write after loss") {
 		assert.False(t, res.Succeeded, "guarded write after loss: want refused")
 	}
-	assert.NoError(t, ld.Resign(t.Context()), "Resign after loss")
+	assert.ErrorIs(t, ld.Resign(t.Context()), etcdkit.ErrLeaseExpired, "Resign after loss: the loss")
+	assert.NoError(t, ld.Resign(t.Context()), "second Resign after loss")
 }
 
 func TestCampaignCancelled(t *testing.T) {

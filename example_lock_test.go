@@ -105,7 +105,11 @@ func ExampleHeldLock() {
 // A semaphore admits a limited number of holders at once.
 func ExampleSemaphore() {
 	ctx := context.Background()
-	sem := exampleClient().Semaphore("example/lock/downloads", 2)
+	sem, err := exampleClient().Semaphore("example/lock/downloads", 2)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	for range 2 {
 		h, err := sem.Acquire(ctx)
@@ -115,7 +119,7 @@ func ExampleSemaphore() {
 		}
 		defer h.Unlock(ctx)
 	}
-	_, err := sem.TryAcquire(ctx)
+	_, err = sem.TryAcquire(ctx)
 	fmt.Println("third holder:", errors.Is(err, etcdkit.ErrLocked))
 	// Output:
 	// third holder: true
@@ -124,7 +128,11 @@ func ExampleSemaphore() {
 // Readers share an RWMutex; a writer has it alone.
 func ExampleRWMutex() {
 	ctx := context.Background()
-	m := exampleClient().RWMutex("example/lock/catalog")
+	m, err := exampleClient().RWMutex("example/lock/catalog")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	var readers []*etcdkit.Lock
 	for range 2 {
@@ -136,7 +144,7 @@ func ExampleRWMutex() {
 		readers = append(readers, r)
 	}
 	fmt.Println("readers:", len(readers))
-	_, err := m.TryLock(ctx)
+	_, err = m.TryLock(ctx)
 	fmt.Println("writer while reading:", errors.Is(err, etcdkit.ErrLocked))
 	for _, r := range readers {
 		_ = r.Unlock(ctx)

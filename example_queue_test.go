@@ -32,7 +32,11 @@ func ExampleKV_Append() {
 
 func ExampleQueue() {
 	ctx := context.Background()
-	q := etcdkit.NewQueue(exampleClient(), "example/queue/", etcdkit.String())
+	q, err := etcdkit.NewQueue(exampleClient(), "example/queue/", etcdkit.String())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	for _, job := range []string{"resize image 1", "resize image 2"} {
 		if _, err := q.Enqueue(ctx, job); err != nil {
 			fmt.Println(err)
@@ -54,7 +58,11 @@ func ExampleQueue() {
 
 func ExampleAtLeastOnce() {
 	ctx := context.Background()
-	q := etcdkit.NewQueue(exampleClient(), "example/alo/", etcdkit.String(), etcdkit.AtLeastOnce(10*time.Second))
+	q, err := etcdkit.NewQueue(exampleClient(), "example/alo/", etcdkit.String(), etcdkit.AtLeastOnce(10*time.Second))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	if _, err := q.Enqueue(ctx, "send invoice"); err != nil {
 		fmt.Println(err)
 		return
@@ -80,7 +88,11 @@ func ExampleAtLeastOnce() {
 
 func ExamplePriorityQueue() {
 	ctx := context.Background()
-	pq := etcdkit.NewPriorityQueue(exampleClient(), "example/pq/", etcdkit.String())
+	pq, err := etcdkit.NewPriorityQueue(exampleClient(), "example/pq/", etcdkit.String())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	_, _ = pq.Enqueue(ctx, "nightly report", 9)
 	_, _ = pq.Enqueue(ctx, "page the on-call", 0)
 	_, _ = pq.Enqueue(ctx, "reindex", 5)

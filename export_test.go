@@ -15,3 +15,25 @@ func EndLockSessions(c *Client, cause error) {
 		}
 	}
 }
+
+// SemaphoreHolders is the prefix of the holders' keys of the semaphore
+// called name.
+func SemaphoreHolders(name string) string { return (&Semaphore{name: name}).holders() }
+
+// SemaphoreLimitKey is the key the limit of the semaphore called name is
+// stored at.
+func SemaphoreLimitKey(name string) string { return (&Semaphore{name: name}).limitKey() }
+
+// RWMutexKeys is the prefix of the keys of the reader/writer lock called
+// name.
+func RWMutexKeys(name string) string { return name + kindSep + "rwmutex/" }
+
+// LockOf returns the Lock behind a Leadership.
+func LockOf(ld *Leadership) *Lock { return ld.l }
+
+// LockWatched reports whether the watch behind Lock.Lost was started.
+func LockWatched(l *Lock) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost != nil
+}

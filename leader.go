@@ -125,12 +125,12 @@ type LeaderEvent struct {
 // fails, left to expire).
 //
 // It fails at once, sending nothing, with [ErrEmptyKey] for an empty name,
-// [ErrInvalidArgument] for a nil fn or a bad option, and [ErrInvalidTTL] for
+// [ErrInvalidArgument] for a name with a NUL byte, a nil fn or a bad option, and [ErrInvalidTTL] for
 // a [LeaderTTL] under one second.
 func (c *Client) RunAsLeader(ctx context.Context, name, value string,
 	fn func(ctx context.Context, term *Term) error, opts ...LeaderOption) error {
-	if name == "" {
-		return &opError{op: "run as leader", err: ErrEmptyKey}
+	if err := checkName("run as leader", name); err != nil {
+		return err
 	}
 	if fn == nil {
 		return &opError{op: "run as leader", key: name, err: fmt.Errorf("%w: nil function", ErrInvalidArgument)}
@@ -417,7 +417,7 @@ func (r *leaderRun) campaign(ctx context.Context, ls *leaderSession) (*Term, err
 		t.fence = kv.CreateRevision
 	}
 	if !isFirst(resp.Responses[1].GetResponseRange().Kvs, t.fence) {
-		if err := r.c.waitDeletes(wctx, r.prefix, t.fence-1); err != nil {
+		if err := r.c.waitDeletes(wctx, r.prefix, t.fence-1, true); err != nil {
 			return nil, r.campaignErr(wctx, err)
 		}
 		if t.rev, err = r.verifyFirst(wctx, t); err != nil {

@@ -1,10 +1,12 @@
 package etcdkit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,7 +22,8 @@ import (
 //
 // A lock named N is wire-compatible with concurrency.NewMutex(session, N) and
 // "etcdctl lock N": its key is N + "/" + the lease ID in hex, waiters queue in
-// the order their keys were created, and each excludes the others.
+// the order their keys were created, and each excludes the others. Keys
+// deeper under N + "/" belong to nested names and are not waited for.
 //
 // Holding a Lock is a claim, not a guarantee: if the process stalls for
 // longer than the lease TTL, the lease expires and another holder may take
@@ -41,6 +44,7 @@ type Lock struct {
 	released   bool // unlocked or abandoned: the handle holds nothing
 	releasing  int  // Unlock calls under way: a deletion seen now may be theirs
 	keyGone    bool // the key was seen deleted while an Unlock was under way
+	unlockSent bool // an Unlock failed after its delete may have been sent
 	detached   bool // the use of the session (and the name on it) was given back
 	endErr     error
 	lost       context.Context // made by the first Lost call
@@ -63,10 +67,12 @@ type Lock struct {
 // Two Lock calls on the same name from one client exclude each other like
 // calls from different clients.
 //
-// Names are key prefixes: a lock named "a" queues behind every key under
-// "a/", so holders and waiters of a lock named "a/b" hold up a lock named
-// "a" (not the other way round). Use names of which none is another's
-// prefix followed by "/".
+// Names do not overlap: a lock named "a" waits only for the keys of lock
+// "a" (the children of "a/"), not for those of a lock named "a/b" below
+// it; nor does a [Semaphore] or [RWMutex] of the same name share its keys.
+// (concurrency.Mutex, by contrast, does queue "a" behind "a/b".) It fails
+// with [ErrInvalidArgument] for a name with a NUL byte, which etcdkit
+// keeps to separate the kinds' keys.
 func (c *Client) Lock(ctx context.Context, name string, opts ...LockOption) (*Lock, error) {
 	return c.observeHold(ctx, OpLock, name, func(ctx context.Context) (*Lock, error) {
 		return c.lock(ctx, "lock", name, opts, false)
@@ -151,24 +157,53 @@ func (c *Client) lock(ctx context.Context, op, name string, opts []LockOption, t
 	if err != nil {
 		return nil, err
 	}
-	if isFirst(resp.Responses[1].GetResponseRange().Kvs, l.fence) {
+	first := resp.Responses[1].GetResponseRange().Kvs
+	if isFirst(first, l.fence) {
 		return l, nil
 	}
 	if try {
+		if !isChild(prefix, first[0].Key) {
+			// A nested name's key came first: look past it.
+			if first, err = l.firstChild(ctx, prefix); err != nil || isFirst(first, l.fence) {
+				return l.claimOrAbandon(ctx, err)
+			}
+		}
 		l.abandon(ctx)
 		return nil, &opError{op: op, key: name, err: ErrLocked}
 	}
-	if err := l.waitTurn(ctx, prefix, l.verifyFirst(prefix)); err != nil {
+	if err := l.waitTurn(ctx, prefix, true, l.verifyFirst(prefix)); err != nil {
 		l.abandon(ctx)
 		return nil, err
 	}
 	return l, nil
 }
 
+// claimOrAbandon returns l, or abandons it when err says its turn could not
+// be checked.
+func (l *Lock) claimOrAbandon(ctx context.Context, err error) (*Lock, error) {
+	if err != nil {
+		l.abandon(ctx)
+		return nil, opErr(l.op, l.name, err)
+	}
+	return l, nil
+}
+
+// firstChild reads the first key by creation among the children of prefix,
+// as a one-element slice (empty when there is none).
+func (l *Lock) firstChild(ctx context.Context, prefix string) ([]*mvccpb.KeyValue, error) {
+	kv, _, err := l.c.firstCandidate(ctx, prefix)
+	if err != nil || kv == nil {
+		return nil, err
+	}
+	return []*mvccpb.KeyValue{kv}, nil
+}
+
 // mutexSpec is the queue of a name whose holders take turns one at a
 // time, as concurrency.Mutex and concurrency.Election queue: a key per
 // session under name + "/", holding value, with a read of the first key
-// by creation.
+// by creation. That read also sees the keys of nested names ("a/b" under
+// "a"): the holder checks its turn again among the children only (see
+// isChild) before it waits.
 func mutexSpec(op, name, value string) queueSpec {
 	prefix := name + "/"
 	return queueSpec{
@@ -191,8 +226,8 @@ type queueSpec struct {
 // checks, on a live session. A session whose lease turns out to be gone is
 // replaced and the transaction retried.
 func (c *Client) enqueue(ctx context.Context, opts []LockOption, q queueSpec) (*Lock, *clientv3.TxnResponse, error) {
-	if q.name == "" {
-		return nil, nil, &opError{op: q.op, err: ErrEmptyKey}
+	if err := checkName(q.op, q.name); err != nil {
+		return nil, nil, err
 	}
 	if err := c.checkOpen(q.op, q.name); err != nil {
 		return nil, nil, err
@@ -238,6 +273,21 @@ func (c *Client) enqueue(ctx context.Context, opts []LockOption, q queueSpec) (*
 		}
 		return l, resp, nil
 	}
+}
+
+// deleteHeld is deleteIf that also says whether cond held, so the key was
+// deleted. After Close it deletes nothing and returns true.
+func (c *Client) deleteHeld(ctx context.Context, key string, cond clientv3.Cmp) (bool, error) {
+	if c.closed.Load() {
+		return true, nil // Close revokes the lease, and the key with it
+	}
+	dctx, cancel := c.bound(ctx)
+	defer cancel()
+	resp, err := c.raw.KV.Txn(dctx).If(cond).Then(clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		return false, err
+	}
+	return resp.Succeeded, nil
 }
 
 // deleteIf deletes key if cond holds: the key is still the one a lock put.
@@ -317,15 +367,15 @@ func isFirst(first []*mvccpb.KeyValue, fence int64) bool {
 	return len(first) == 0 || first[0].CreateRevision == fence
 }
 
-// waitTurn waits until no key under prefix was created before l's, then
-// checks with verify that l still holds its place. It gives up when ctx ends
-// or the session behind l ends.
-func (l *Lock) waitTurn(ctx context.Context, prefix string, verify func(context.Context) error) error {
+// waitTurn waits until no key under prefix (with children, no child of
+// prefix) was created before l's, then checks with verify that l still
+// holds its place. It gives up when ctx ends or the session behind l ends.
+func (l *Lock) waitTurn(ctx context.Context, prefix string, children bool, verify func(context.Context) error) error {
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(l.s.ctx, func() { cancel(l.s.err()) })
 	defer stop()
-	if err := l.c.waitDeletes(wctx, prefix, l.fence-1); err != nil {
+	if err := l.c.waitDeletes(wctx, prefix, l.fence-1, children); err != nil {
 		return l.waitErr(ctx, wctx, err)
 	}
 	if err := verify(wctx); err != nil {
@@ -347,28 +397,27 @@ func (l *Lock) waitErr(ctx, wctx context.Context, err error) error {
 	return opErr(l.op, l.name, err)
 }
 
-// verifyFirst returns a check that l's key is now the first one under
+// verifyFirst returns a check that l's key is now the first child of
 // prefix, so that a lock is never claimed on a key that vanished.
 func (l *Lock) verifyFirst(prefix string) func(context.Context) error {
 	return func(ctx context.Context) error {
-		gctx, cancel := l.c.bound(ctx)
-		resp, err := l.c.raw.KV.Get(gctx, prefix, clientv3.WithFirstCreate()...)
-		cancel()
+		kv, rev, err := l.c.firstCandidate(ctx, prefix)
 		if err != nil {
 			return err
 		}
-		if len(resp.Kvs) == 0 || string(resp.Kvs[0].Key) != l.key || resp.Kvs[0].CreateRevision != l.fence {
+		if kv == nil || string(kv.Key) != l.key || kv.CreateRevision != l.fence {
 			return l.lostErr(ErrLeaseExpired, "the key vanished while waiting")
 		}
-		l.rev = resp.Header.Revision
+		l.rev = rev
 		return nil
 	}
 }
 
-// waitDeletes waits until no key under prefix has a create revision up to
-// maxRev, watching the deletion of the newest such key each time (so each
-// waiter wakes only when its predecessor goes).
-func (c *Client) waitDeletes(ctx context.Context, prefix string, maxRev int64) error {
+// waitDeletes waits until no key under prefix (with children, no child of
+// prefix) has a create revision up to maxRev, watching the deletion of the
+// newest such key each time (so each waiter wakes only when its
+// predecessor goes).
+func (c *Client) waitDeletes(ctx context.Context, prefix string, maxRev int64, children bool) error {
 	opts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(maxRev))
 	for {
 		gctx, cancel := c.bound(ctx)
@@ -377,13 +426,47 @@ func (c *Client) waitDeletes(ctx context.Context, prefix string, maxRev int64) e
 		if err != nil {
 			return err
 		}
-		if len(resp.Kvs) == 0 {
+		kvs := resp.Kvs
+		if children && len(kvs) > 0 && !isChild(prefix, kvs[0].Key) {
+			// A nested name's key: read them all (names only) and skip those.
+			if kvs, err = c.childrenOf(ctx, prefix, clientv3.SortDescend, clientv3.WithMaxCreateRev(maxRev), clientv3.WithKeysOnly()); err != nil {
+				return err
+			}
+		}
+		if len(kvs) == 0 {
 			return nil
 		}
-		if err := c.waitDelete(ctx, string(resp.Kvs[0].Key), resp.Header.Revision); err != nil {
+		if err := c.waitDelete(ctx, string(kvs[0].Key), resp.Header.Revision); err != nil {
 			return err
 		}
 	}
+}
+
+// isChild reports whether key is a child of prefix, as the keys of a lock
+// or election named N are children of N + "/" (N + "/" + a lease ID): the
+// keys of a nested name ("a/b" under "a") are not.
+func isChild(prefix string, key []byte) bool {
+	return len(key) > len(prefix) && !bytes.ContainsRune(key[len(prefix):], '/')
+}
+
+// childrenOf reads the children of prefix in order of creation (ascending
+// or descending), skipping the keys of nested names. Nested names are
+// rare: this slower read is only made when one's key is seen.
+func (c *Client) childrenOf(ctx context.Context, prefix string, order clientv3.SortOrder, opts ...clientv3.OpOption) ([]*mvccpb.KeyValue, error) {
+	gctx, cancel := c.bound(ctx)
+	defer cancel()
+	opts = append(opts, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, order))
+	resp, err := c.raw.KV.Get(gctx, prefix, opts...)
+	if err != nil {
+		return nil, err
+	}
+	kvs := resp.Kvs[:0]
+	for _, kv := range resp.Kvs {
+		if isChild(prefix, kv.Key) {
+			kvs = append(kvs, kv)
+		}
+	}
+	return kvs, nil
 }
 
 // waitDelete waits until key is deleted after revision rev. A compacted watch
@@ -479,6 +562,15 @@ func (l *Lock) detach() {
 // Fence returns the lock's fencing token: the create revision of its key. It
 // grows with every new holder of the name, so a resource that remembers the
 // highest token it saw can refuse a write from an older holder.
+//
+// The token of a read hold ([RWMutex.RLock]) is not exclusive: read holds
+// are held together, each with a token of its own, so it is no writer's
+// fencing token and must not guard a write. It orders the hold against
+// write holds: every write hold with a lower token ended before the read
+// hold was granted, and every one with a higher token is granted only
+// after it ends. A resource that remembers the highest write token it saw
+// can refuse a read hold's token below it: a read hold that was lost while
+// a writer took over.
 func (l *Lock) Fence() int64 { return l.fence }
 
 // Key returns the lock's key in etcd (relative to the client's namespace).
@@ -500,10 +592,20 @@ func (l *Lock) held() clientv3.Cmp {
 
 // Unlock releases the lock. It deletes the key only if it is still this
 // lock's (a transaction on its create revision), so it never releases a lock
-// that another holder took after this one was lost. It is safe to call more
-// than once: after the first success it returns nil. If it fails, the lock
-// may still be held; call it again, or rely on [Client.Close], which revokes
-// the lease.
+// that another holder took after this one was lost.
+//
+// If the lock was lost before Unlock (see [Lock.Lost]), what it protected
+// was not protected to the end, and Unlock says so: it releases what is
+// left and returns the loss, the error [Lock.Err] reports ([ErrLeaseLost]
+// or [ErrLeaseExpired]), or [ErrLeaseExpired] when Unlock itself finds the
+// key gone (unless an earlier Unlock failed with an unknown outcome: the
+// key gone is then taken as that one's doing). After a loss nothing is
+// held: do not call it again for that.
+//
+// Any other error means the delete failed and the lock may still be held:
+// call Unlock again, or rely on [Client.Close], which revokes the lease.
+// Once Unlock returned nil or a loss, later calls return nil. After
+// [Client.Close], it returns nil: Close released the lock.
 func (l *Lock) Unlock(ctx context.Context) error {
 	return l.release(ctx, OpUnlock)
 }
@@ -527,20 +629,59 @@ func (l *Lock) unlock(ctx context.Context) error {
 	// this one, not a loss.
 	l.releasing++
 	l.mu.Unlock()
-	err := l.c.deleteIf(ctx, l.key, l.held())
+	deleted, err := l.c.deleteHeld(ctx, l.key, l.held())
 	l.mu.Lock()
 	l.releasing--
 	// After Close, the lease and with it the key are gone already; a key
 	// seen deleted is gone whatever the request's answer was.
 	if err != nil && !l.keyGone && !l.c.closed.Load() {
+		l.unlockSent = true
 		l.mu.Unlock()
 		return opErr("unlock", l.key, err)
 	}
+	// A key gone after an Unlock that may have deleted it is no loss.
+	loss := l.lossBeforeUnlock(err == nil && !deleted && !l.unlockSent)
 	if !l.released {
-		l.finish(&opError{op: "hold lock", key: l.key, err: fmt.Errorf("%w: unlocked", ErrClosed)})
+		var end error = &opError{op: "hold lock", key: l.key, err: fmt.Errorf("%w: unlocked", ErrClosed)}
+		if loss != nil {
+			end = loss // Err goes on saying why the lock was not held to the end
+		}
+		l.finish(end)
 	}
 	l.mu.Unlock()
 	l.detach()
+	return loss
+}
+
+// lossBeforeUnlock is the loss Unlock reports, nil if the lock was held
+// until Unlock; notFound says the key was no longer this lock's when Unlock
+// tried to delete it. l.mu is held.
+func (l *Lock) lossBeforeUnlock(notFound bool) error {
+	if l.c.closed.Load() {
+		return nil
+	}
+	if err := l.knownLoss(); err != nil && !errors.Is(err, ErrClosed) {
+		return err
+	}
+	if notFound {
+		return l.lostErr(ErrLeaseExpired, "the key was gone before Unlock")
+	}
+	return nil
+}
+
+// knownLoss is why the lock is no longer held as far as known without a
+// request, nil while it is. l.mu is held.
+func (l *Lock) knownLoss() error {
+	switch {
+	case l.lost != nil && l.lost.Err() != nil:
+		return context.Cause(l.lost)
+	case l.released:
+		return l.endErr
+	case l.c.ctx.Err() != nil:
+		return &opError{op: "hold lock", key: l.key, err: ErrClosed}
+	case l.s.dead():
+		return l.sessionErr("hold lock", l.key)
+	}
 	return nil
 }
 
@@ -551,12 +692,20 @@ func (l *Lock) unlock(ctx context.Context) error {
 // once (a watch on the key), an unreachable cluster within the lease TTL.
 func (l *Lock) Lost() <-chan struct{} { return l.lostCtx().Done() }
 
-// Err returns nil while the lock is held, and after [Lock.Lost] is closed
-// why: [ErrLeaseLost] if the lease could not be refreshed in time (the
-// server may still hold it for a while), [ErrLeaseExpired] if the server
-// confirmed the lease gone or the key was deleted, [ErrClosed] after Unlock
-// or [Client.Close].
-func (l *Lock) Err() error { return context.Cause(l.lostCtx()) }
+// Err returns nil while the lock is held, and once it is not why:
+// [ErrLeaseLost] if the lease could not be refreshed in time (the server
+// may still hold it for a while), [ErrLeaseExpired] if the server confirmed
+// the lease gone or the key was deleted, [ErrClosed] after Unlock or
+// [Client.Close]. After [Lock.Lost] is closed it returns the same error.
+//
+// Err sends nothing and starts nothing: it reports what the lock's
+// lease keep-alive knows, and, once [Lock.Lost] was called (which starts a
+// watch on the key), a deletion of the key by someone else.
+func (l *Lock) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.knownLoss()
+}
 
 // lostCtx returns a context that ends when the lock is lost, starting the
 // watch that notices it on first use: locks that never ask cost no watch.
@@ -682,6 +831,25 @@ func (l *Lock) sessionErr(op, key string) error {
 // lostErr is the error of a lock that is no longer held.
 func (l *Lock) lostErr(sentinel error, why string) error {
 	return &opError{op: "hold lock", key: l.key, err: fmt.Errorf("%w: %s", sentinel, why)}
+}
+
+// kindSep starts the part of a key that says which kind of primitive it
+// belongs to ([Semaphore], [RWMutex]). Names may not contain it, so the
+// keys of one kind and name are never under another's: a NUL byte, as no
+// one names a lock with it.
+const kindSep = "\x00"
+
+// checkName checks the name of a lock, election, reader/writer lock or
+// semaphore: [ErrEmptyKey] if it is empty, [ErrInvalidArgument] if it
+// contains a NUL byte (see kindSep).
+func checkName(op, name string) error {
+	switch {
+	case name == "":
+		return &opError{op: op, err: ErrEmptyKey}
+	case strings.Contains(name, kindSep):
+		return &opError{op: op, key: name, err: fmt.Errorf("%w: the name contains a NUL byte", ErrInvalidArgument)}
+	}
+	return nil
 }
 
 // leaseHex formats a lease ID as concurrency.Mutex does (%x).

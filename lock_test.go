@@ -199,7 +199,9 @@ func TestLockLostWhenLeaseRevoked(t *testing.T) {
 	res, err = cli.Txn(t.Context()).If(l.Held()).Then(data.PutOp("x", "2")).Commit()
 	require.NoError(t, err, "guarded write after loss")
 	require.False(t, res.Succeeded, "guarded write after loss: want refused")
-	assert.NoError(t, l.Unlock(t.Context()), "Unlock after loss")
+	assert.ErrorIs(t, l.Unlock(t.Context()), etcdkit.ErrLeaseExpired, "Unlock after loss: the loss")
+	assert.NoError(t, l.Unlock(t.Context()), "second Unlock after loss")
+	assert.ErrorIs(t, l.Err(), etcdkit.ErrLeaseExpired, "Err after Unlock of a lost lock")
 	// The session whose lease is gone is replaced, not reused.
 	l2, err := cli.Lock(t.Context(), lockName(t))
 	require.NoError(t, err, "Lock after the lease was revoked")
@@ -277,7 +279,9 @@ func TestLockOldHolderFencedOut(t *testing.T) {
 		assert.True(t, res.Succeeded, "new holder's fenced write: want success")
 	}
 	// The old holder's Unlock must not release the new holder's lock.
-	assert.NoError(t, la.Unlock(t.Context()), "old holder's Unlock")
+	// It reports the loss, found when its delete finds the key gone (no
+	// Lost or Err was asked for before).
+	assert.ErrorIs(t, la.Unlock(t.Context()), etcdkit.ErrLeaseExpired, "old holder's Unlock")
 	assert.Equal(t, []string{lb.Key()}, lockKeysUnder(t, raw, name+"/"), "keys after the old holder's Unlock: want the new holder's")
 	_, err = b.TryLock(t.Context(), name)
 	assert.ErrorIs(t, err, etcdkit.ErrLocked, "TryLock while B holds")

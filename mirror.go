@@ -72,6 +72,7 @@ type MirrorOption[T any] interface {
 type mirrorOptions[T any] struct {
 	onChange func(key string, old, new *Entry[T])
 	indexes  []mirrorIndex[T]
+	err      error // the first invalid option
 }
 
 type mirrorOptionFunc[T any] func(*mirrorOptions[T])
@@ -109,7 +110,9 @@ type entryChange[T any] struct {
 // [ErrPermissionDenied] or ctx's), or if etcd does not create its watch
 // within the client's RequestTimeout after the listing (an error matching
 // [ErrUnavailable]): a Mirror it returns is following changes. It fails
-// with [ErrClosed] after [Client.Close].
+// with [ErrClosed] after [Client.Close], and at once, sending nothing, with
+// [ErrInvalidArgument] for an invalid option (a [WithIndex] without a name
+// or a function).
 func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T], error) {
 	spec, err := kv.watchSpec("mirror", watchOptions{})
 	if err != nil {
@@ -121,6 +124,9 @@ func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T
 		if opt != nil {
 			opt.applyMirror(&m.opts)
 		}
+	}
+	if m.opts.err != nil {
+		return nil, &opError{op: "mirror", key: spec.name, err: m.opts.err}
 	}
 	if m.task, err = kv.c.newTask(ctx, "mirror", spec.name); err != nil {
 		return nil, err

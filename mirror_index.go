@@ -19,9 +19,13 @@ import (
 // values for the same entry, return quickly and not panic. Its [Bytes]
 // value is the mirror's own: fn must not change or keep it. Several
 // WithIndex options make several indexes; a second one with a name
-// already given replaces the first.
+// already given replaces the first. An empty name or a nil fn makes
+// [KV.Mirror] fail with [ErrInvalidArgument].
 func WithIndex[T any](name string, fn func(Entry[T]) []string) MirrorOption[T] {
 	return mirrorOptionFunc[T](func(o *mirrorOptions[T]) {
+		if (name == "" || fn == nil) && o.err == nil {
+			o.err = fmt.Errorf("%w: WithIndex(%q) without a name or a function", ErrInvalidArgument, name)
+		}
 		if fn == nil {
 			return
 		}

@@ -74,7 +74,10 @@ type Item[T any] struct {
 }
 
 // Ack tells the queue the item is done, so it is never delivered again. It
-// is needed only with [AtLeastOnce]; otherwise it does nothing. It fails with
+// is needed only with [AtLeastOnce]. Without it (at most once) the item
+// left the queue when it was dequeued: Ack returns nil, sends nothing and
+// changes nothing, so that a consumer that acknowledges every item works
+// in both modes unchanged. It does not make delivery at least once. It fails with
 // [ErrLeaseExpired] when the claim was lost first (the consumer's lease
 // expired): the item may then be delivered to another consumer. An Ack that
 // fails otherwise may have committed; calling it again is safe, and returns
@@ -92,8 +95,9 @@ type QueueOption interface {
 }
 
 type queueOptions struct {
-	claimTTL time.Duration
-	dead     string
+	atLeastOnce bool
+	claimTTL    time.Duration
+	dead        string
 }
 
 type queueOptionFunc func(*queueOptions)
@@ -103,29 +107,35 @@ func (f queueOptionFunc) applyQueue(o *queueOptions) { f(o) }
 // AtLeastOnce makes a dequeued item stay in the queue, claimed by its
 // consumer under a lease of the given TTL, until [Item.Ack]. A consumer that
 // dies (its client closed or cut off) loses its claims once the lease ends,
-// and the items return to the queue, in their place. ttl must be at least
-// one second.
+// and the items return to the queue, in their place. A ttl under one second
+// makes [NewQueue] fail with [ErrInvalidTTL].
 func AtLeastOnce(ttl time.Duration) QueueOption {
-	return queueOptionFunc(func(o *queueOptions) { o.claimTTL = ttl })
+	return queueOptionFunc(func(o *queueOptions) { o.atLeastOnce, o.claimTTL = true, ttl })
 }
 
 // WithDeadLetter sets the prefix values that do not decode are moved to:
 // an item's dead letter is the prefix followed by the item's number (its
 // key without "items/"). It is never overwritten: give each queue a
 // dead-letter prefix of its own. The default is the queue's prefix +
-// "dead/".
+// "dead/". An empty prefix makes [NewQueue] fail with [ErrEmptyKey].
 func WithDeadLetter(prefix string) QueueOption {
 	return queueOptionFunc(func(o *queueOptions) { o.dead = prefix })
 }
 
 // NewQueue returns the queue stored under prefix, its values encoded with
-// codec.
-func NewQueue[T any](c *Client, prefix string, codec Codec[T], opts ...QueueOption) *Queue[T] {
+// codec. Nothing is sent to etcd. It checks its arguments here rather than
+// on every later call: it fails with [ErrInvalidArgument] for a nil client
+// or codec, with [ErrInvalidTTL] for an [AtLeastOnce] TTL under one second,
+// and with [ErrEmptyKey] for an empty [WithDeadLetter] prefix.
+func NewQueue[T any](c *Client, prefix string, codec Codec[T], opts ...QueueOption) (*Queue[T], error) {
 	o := queueOptions{dead: prefix + "dead/"}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.applyQueue(&o)
 		}
+	}
+	if err := o.validate(c, prefix, codec == nil); err != nil {
+		return nil, err
 	}
 	return &Queue[T]{
 		kv:       NewKV(c, prefix+"items/", codec),
@@ -134,7 +144,25 @@ func NewQueue[T any](c *Client, prefix string, codec Codec[T], opts ...QueueOpti
 		seq:      prefix + "seq/",
 		dead:     o.dead,
 		claimTTL: o.claimTTL,
+	}, nil
+}
+
+// validate checks a queue's arguments for NewQueue.
+func (o queueOptions) validate(c *Client, prefix string, nilCodec bool) error {
+	bad := func(sentinel error, format string, args ...any) error {
+		return &opError{op: "new queue", key: prefix, err: fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)}
 	}
+	switch {
+	case c == nil:
+		return bad(ErrInvalidArgument, "nil client")
+	case nilCodec:
+		return bad(ErrInvalidArgument, "nil codec")
+	case o.atLeastOnce && o.claimTTL < time.Second:
+		return bad(ErrInvalidTTL, "AtLeastOnce TTL %v is under one second", o.claimTTL)
+	case o.dead == "":
+		return bad(ErrEmptyKey, "empty dead-letter prefix")
+	}
+	return nil
 }
 
 // Enqueue adds v at the end of the queue and returns its key.
@@ -212,9 +240,6 @@ func (q *Queue[T]) Len(ctx context.Context) (int64, error) {
 func (q *Queue[T]) check(ctx context.Context, op string) error {
 	if err := q.kv.check(op, "-"); err != nil {
 		return err
-	}
-	if q.claimTTL != 0 && q.claimTTL < time.Second {
-		return &opError{op: op, key: q.items, err: fmt.Errorf("%w: AtLeastOnce TTL %v is under one second", ErrInvalidTTL, q.claimTTL)}
 	}
 	if err := ctx.Err(); err != nil {
 		return &opError{op: op, key: q.items, err: err}
@@ -724,11 +749,15 @@ type PriorityQueue[T any] struct {
 	q *Queue[T]
 }
 
-// NewPriorityQueue returns the priority queue stored under prefix.
-func NewPriorityQueue[T any](c *Client, prefix string, codec Codec[T], opts ...QueueOption) *PriorityQueue[T] {
-	q := NewQueue(c, prefix, codec, opts...)
+// NewPriorityQueue returns the priority queue stored under prefix. Its
+// errors are those of [NewQueue].
+func NewPriorityQueue[T any](c *Client, prefix string, codec Codec[T], opts ...QueueOption) (*PriorityQueue[T], error) {
+	q, err := NewQueue(c, prefix, codec, opts...)
+	if err != nil {
+		return nil, err
+	}
 	q.priority = true
-	return &PriorityQueue[T]{q: q}
+	return &PriorityQueue[T]{q: q}, nil
 }
 
 // Enqueue adds v with the given priority: 0 is dequeued first.

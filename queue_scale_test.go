@@ -48,7 +48,8 @@ func (r *itemReads) take() []int64 {
 // fillQueue enqueues n items "0".."n-1" through a client of its own.
 func fillQueue(t *testing.T, ctx context.Context, prefix string, n int) {
 	t.Helper()
-	q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String())
+	q, err := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String())
+	require.NoError(t, err)
 	for i := range n {
 		_, err := q.Enqueue(ctx, fmt.Sprint(i))
 		require.NoError(t, err, "Enqueue")
@@ -68,7 +69,8 @@ func TestQueue_DequeueReadsAWindow(t *testing.T) {
 	c := testServer.Client(t, etcdtest.WithClientConfig(func(cfg *etcdkit.Config) {
 		cfg.UnaryInterceptors = append(cfg.UnaryInterceptors, reads.intercept)
 	}))
-	q := etcdkit.NewQueue(c, prefix, etcdkit.String())
+	q, err := etcdkit.NewQueue(c, prefix, etcdkit.String())
+	require.NoError(t, err)
 	for i := range 20 {
 		it, err := q.TryDequeue(ctx)
 		require.NoError(t, err, "TryDequeue")
@@ -97,11 +99,13 @@ func TestQueue_DequeuePastAnEmptiedWindow(t *testing.T) {
 	ctx := testCtx(t)
 	prefix := testPrefix(t)
 	fillQueue(t, ctx, prefix, 300)
-	slow := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String())
+	slow, err := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String())
+	require.NoError(t, err)
 	it, err := slow.TryDequeue(ctx)
 	require.NoError(t, err, "TryDequeue")
 	require.Equal(t, "0", it.Value)
-	fast := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String())
+	fast, err := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String())
+	require.NoError(t, err)
 	for i := 1; i < 290; i++ {
 		it, err := fast.TryDequeue(ctx)
 		require.NoError(t, err, "TryDequeue")

@@ -99,7 +99,7 @@ func TestQueue_CompetingConsumers(t *testing.T) {
 
 	var wg sync.WaitGroup
 	for p := range producers {
-		q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job]())
+		q := newQueue(t, newClient(t), prefix, etcdkit.JSON[job]())
 		wg.Go(func() {
 			for s := range perProducer {
 				if _, err := q.Enqueue(ctx, job{Producer: p, Seq: s}); !assert.NoError(t, err, "Enqueue") {
@@ -117,7 +117,7 @@ func TestQueue_CompetingConsumers(t *testing.T) {
 	defer stop()
 	var cwg sync.WaitGroup
 	for range consumers {
-		q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job]())
+		q := newQueue(t, newClient(t), prefix, etcdkit.JSON[job]())
 		cwg.Go(func() {
 			for {
 				it, err := q.Dequeue(cctx)
@@ -154,7 +154,7 @@ func TestQueue_CompetingConsumers(t *testing.T) {
 		assert.Greater(t, it.Value.Seq, last[it.Value.Producer], "producer %d: item dequeued after a later one", it.Value.Producer)
 		last[it.Value.Producer] = it.Value.Seq
 	}
-	n, err := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job]()).Len(ctx)
+	n, err := newQueue(t, newClient(t), prefix, etcdkit.JSON[job]()).Len(ctx)
 	assert.NoError(t, err, "Len after draining")
 	assert.Zero(t, n, "Len after draining")
 }
@@ -162,7 +162,7 @@ func TestQueue_CompetingConsumers(t *testing.T) {
 func TestQueue_TryDequeueAndLen(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	q := etcdkit.NewQueue(newClient(t), testPrefix(t), etcdkit.String())
+	q := newQueue(t, newClient(t), testPrefix(t), etcdkit.String())
 	_, err := q.TryDequeue(ctx)
 	require.ErrorIs(t, err, etcdkit.ErrNotFound, "TryDequeue on an empty queue")
 	for _, v := range []string{"a", "b", "c"} {
@@ -183,7 +183,7 @@ func TestQueue_TryDequeueAndLen(t *testing.T) {
 func TestQueue_DequeueWaits(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	q := etcdkit.NewQueue(newClient(t), testPrefix(t), etcdkit.String())
+	q := newQueue(t, newClient(t), testPrefix(t), etcdkit.String())
 	got := make(chan string, 1)
 	go func() {
 		it, err := q.Dequeue(ctx)
@@ -199,7 +199,7 @@ func TestQueue_DequeueWaits(t *testing.T) {
 func TestPriorityQueue(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	pq := etcdkit.NewPriorityQueue(newClient(t), testPrefix(t), etcdkit.String())
+	pq := newPriorityQueue(t, newClient(t), testPrefix(t), etcdkit.String())
 	for _, e := range []struct {
 		v string
 		p uint16
@@ -221,7 +221,7 @@ func TestQueue_AtLeastOnce(t *testing.T) {
 	ctx := testCtx(t)
 	prefix := testPrefix(t)
 	opt := etcdkit.AtLeastOnce(2 * time.Second)
-	producer := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String(), opt)
+	producer := newQueue(t, newClient(t), prefix, etcdkit.String(), opt)
 	for _, v := range []string{"one", "two"} {
 		_, err := producer.Enqueue(ctx, v)
 		require.NoError(t, err)
@@ -230,12 +230,12 @@ func TestQueue_AtLeastOnce(t *testing.T) {
 	// A consumer takes "one" and dies without Ack: its client closes.
 	dying, err := etcdkit.New(ctx, testServer.Config())
 	require.NoError(t, err)
-	first, err := etcdkit.NewQueue(dying, prefix, etcdkit.String(), opt).Dequeue(ctx)
+	first, err := newQueue(t, dying, prefix, etcdkit.String(), opt).Dequeue(ctx)
 	require.NoError(t, err, "first Dequeue")
 	require.Equal(t, "one", first.Value, "first Dequeue")
 
 	// While "one" is claimed, another consumer gets "two".
-	other := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String(), opt)
+	other := newQueue(t, newClient(t), prefix, etcdkit.String(), opt)
 	second, err := other.Dequeue(ctx)
 	require.NoError(t, err, "second Dequeue")
 	require.Equal(t, "two", second.Value, "second Dequeue")
@@ -258,7 +258,7 @@ func TestQueue_AtLeastOnce_ExpiredClaimReturns(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	prefix := testPrefix(t)
-	q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String(), etcdkit.AtLeastOnce(time.Second))
+	q := newQueue(t, newClient(t), prefix, etcdkit.String(), etcdkit.AtLeastOnce(time.Second))
 	_, err := q.Enqueue(ctx, "job")
 	require.NoError(t, err)
 	_, err = q.Dequeue(ctx)
@@ -289,29 +289,21 @@ func TestQueue_BadInput(t *testing.T) {
 		want error
 	}{
 		{"dequeue on a closed client", func() error {
-			_, err := etcdkit.NewQueue(closed, prefix, etcdkit.String()).Dequeue(ctx)
+			_, err := newQueue(t, closed, prefix, etcdkit.String()).Dequeue(ctx)
 			return err
 		}, etcdkit.ErrClosed},
 		{"enqueue on a closed client", func() error {
-			_, err := etcdkit.NewQueue(closed, prefix, etcdkit.String()).Enqueue(ctx, "x")
+			_, err := newQueue(t, closed, prefix, etcdkit.String()).Enqueue(ctx, "x")
 			return err
 		}, etcdkit.ErrClosed},
 		{"dequeue with a cancelled ctx", func() error {
-			_, err := etcdkit.NewQueue(live, prefix, etcdkit.String()).Dequeue(cancelled)
+			_, err := newQueue(t, live, prefix, etcdkit.String()).Dequeue(cancelled)
 			return err
 		}, context.Canceled},
 		{"enqueue with a cancelled ctx", func() error {
-			_, err := etcdkit.NewQueue(live, prefix, etcdkit.String()).Enqueue(cancelled, "x")
+			_, err := newQueue(t, live, prefix, etcdkit.String()).Enqueue(cancelled, "x")
 			return err
 		}, context.Canceled},
-		{"nil codec", func() error {
-			_, err := etcdkit.NewQueue[string](live, prefix, nil).Enqueue(ctx, "x")
-			return err
-		}, etcdkit.ErrInvalidArgument},
-		{"claim TTL under a second", func() error {
-			_, err := etcdkit.NewQueue(live, prefix, etcdkit.String(), etcdkit.AtLeastOnce(time.Millisecond)).Dequeue(ctx)
-			return err
-		}, etcdkit.ErrInvalidTTL},
 		{"barrier of 0", func() error {
 			_, err := etcdkit.NewDoubleBarrier(live, prefix+"b", 0)
 			return err
@@ -340,7 +332,7 @@ func BenchmarkQueue(b *testing.B) {
 	raw := testServer.RawClient(b)
 	cli := newClient(b)
 	b.Run("Enqueue/etcdkit", func(b *testing.B) {
-		q := etcdkit.NewQueue(cli, "bench/eq/etcdkit/", etcdkit.String())
+		q := newQueue(b, cli, "bench/eq/etcdkit/", etcdkit.String())
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := q.Enqueue(ctx, "job"); err != nil {
@@ -358,7 +350,7 @@ func BenchmarkQueue(b *testing.B) {
 		}
 	})
 	b.Run("EnqueueDequeue/etcdkit", func(b *testing.B) {
-		q := etcdkit.NewQueue(cli, "bench/dq/etcdkit/", etcdkit.String())
+		q := newQueue(b, cli, "bench/dq/etcdkit/", etcdkit.String())
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := q.Enqueue(ctx, "job"); err != nil {
@@ -401,8 +393,8 @@ func TestQueue_AtLeastOnce_AmbiguousClaimIsReleased(t *testing.T) {
 	prefix := testPrefix(t)
 	opt := etcdkit.AtLeastOnce(10 * time.Second)
 	f := etcdtest.NewFaults()
-	consumer := etcdkit.NewQueue(testServer.Client(t, etcdtest.WithFaults(f)), prefix, etcdkit.String(), opt)
-	other := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String(), opt)
+	consumer := newQueue(t, testServer.Client(t, etcdtest.WithFaults(f)), prefix, etcdkit.String(), opt)
+	other := newQueue(t, newClient(t), prefix, etcdkit.String(), opt)
 	enqueueAll(t, other, "one")
 
 	f.Inject(etcdtest.RPCTxn, etcdtest.CommitThenFail, 1, 0)
@@ -426,7 +418,7 @@ func TestQueue_AtLeastOnce_LateClaimIsDelivered(t *testing.T) {
 	ctx := testCtx(t)
 	prefix := testPrefix(t)
 	f := etcdtest.NewFaults()
-	consumer := etcdkit.NewQueue(testServer.Client(t, etcdtest.WithFaults(f)), prefix, etcdkit.String(), etcdkit.AtLeastOnce(10*time.Second))
+	consumer := newQueue(t, testServer.Client(t, etcdtest.WithFaults(f)), prefix, etcdkit.String(), etcdkit.AtLeastOnce(10*time.Second))
 	enqueueAll(t, consumer, "one", "two")
 
 	f.Inject(etcdtest.RPCTxn, etcdtest.FailThenCommit, 1, 300*time.Millisecond)
@@ -450,7 +442,7 @@ func TestQueue_AtLeastOnce_AmbiguousAck(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	f := etcdtest.NewFaults()
-	q := etcdkit.NewQueue(testServer.Client(t, etcdtest.WithFaults(f)), testPrefix(t), etcdkit.String(), etcdkit.AtLeastOnce(10*time.Second))
+	q := newQueue(t, testServer.Client(t, etcdtest.WithFaults(f)), testPrefix(t), etcdkit.String(), etcdkit.AtLeastOnce(10*time.Second))
 	enqueueAll(t, q, "one")
 	it, err := q.Dequeue(ctx)
 	require.NoError(t, err)
@@ -469,8 +461,8 @@ func TestQueue_AtMostOnce_AmbiguousDequeue(t *testing.T) {
 	ctx := testCtx(t)
 	prefix := testPrefix(t)
 	f := etcdtest.NewFaults()
-	consumer := etcdkit.NewQueue(testServer.Client(t, etcdtest.WithFaults(f)), prefix, etcdkit.String())
-	other := etcdkit.NewQueue(newClient(t), prefix, etcdkit.String())
+	consumer := newQueue(t, testServer.Client(t, etcdtest.WithFaults(f)), prefix, etcdkit.String())
+	other := newQueue(t, newClient(t), prefix, etcdkit.String())
 	enqueueAll(t, other, "one", "two")
 
 	f.Inject(etcdtest.RPCTxn, etcdtest.CommitThenFail, 1, 0)
@@ -487,7 +479,7 @@ func TestQueue_AmbiguousEnqueue(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	f := etcdtest.NewFaults()
-	q := etcdkit.NewQueue(testServer.Client(t, etcdtest.WithFaults(f)), testPrefix(t), etcdkit.String())
+	q := newQueue(t, testServer.Client(t, etcdtest.WithFaults(f)), testPrefix(t), etcdkit.String())
 	f.Inject(etcdtest.RPCTxn, etcdtest.CommitThenFail, 1, 0)
 	_, err := q.Enqueue(ctx, "one")
 	require.Error(t, err)
@@ -512,7 +504,7 @@ func TestQueue_UndecodableItem(t *testing.T) {
 			ctx := testCtx(t)
 			prefix := testPrefix(t)
 			raw := testServer.RawClient(t)
-			q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job](), mode.opts...)
+			q := newQueue(t, newClient(t), prefix, etcdkit.JSON[job](), mode.opts...)
 			_, err := q.Enqueue(ctx, job{Seq: 1})
 			require.NoError(t, err)
 			// The next number, written raw: the queue's own Enqueue could not
@@ -560,7 +552,7 @@ func TestQueue_DeadLetterPrefix(t *testing.T) {
 	raw := testServer.RawClient(t)
 	_, err := raw.Put(ctx, prefix+"items/00000000000000000001", "not json")
 	require.NoError(t, err)
-	q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job](), etcdkit.WithDeadLetter(prefix+"graveyard/"))
+	q := newQueue(t, newClient(t), prefix, etcdkit.JSON[job](), etcdkit.WithDeadLetter(prefix+"graveyard/"))
 	_, err = q.TryDequeue(ctx)
 	var de *etcdkit.DecodeError
 	require.ErrorAs(t, err, &de)
@@ -622,7 +614,7 @@ func TestQueue_DeadLetterNeverOverwritten(t *testing.T) {
 	require.NoError(t, err)
 	_, err = raw.Put(ctx, prefix+"items/00000000000000000001", "not json")
 	require.NoError(t, err)
-	q := etcdkit.NewQueue(newClient(t), prefix, etcdkit.JSON[job]())
+	q := newQueue(t, newClient(t), prefix, etcdkit.JSON[job]())
 	_, err = q.TryDequeue(ctx)
 	var de *etcdkit.DecodeError
 	assert.ErrorAs(t, err, &de)
@@ -633,4 +625,51 @@ func TestQueue_DeadLetterNeverOverwritten(t *testing.T) {
 		require.Len(t, resp.Kvs, 1, key)
 		assert.Equal(t, want, string(resp.Kvs[0].Value), key)
 	}
+}
+
+// newQueue is etcdkit.NewQueue for arguments that are known to be valid.
+func newQueue[T any](tb testing.TB, c *etcdkit.Client, prefix string, codec etcdkit.Codec[T], opts ...etcdkit.QueueOption) *etcdkit.Queue[T] {
+	tb.Helper()
+	q, err := etcdkit.NewQueue(c, prefix, codec, opts...)
+	require.NoError(tb, err, "NewQueue(%q)", prefix)
+	return q
+}
+
+// newPriorityQueue is etcdkit.NewPriorityQueue for valid arguments.
+func newPriorityQueue[T any](tb testing.TB, c *etcdkit.Client, prefix string, codec etcdkit.Codec[T], opts ...etcdkit.QueueOption) *etcdkit.PriorityQueue[T] {
+	tb.Helper()
+	q, err := etcdkit.NewPriorityQueue(c, prefix, codec, opts...)
+	require.NoError(tb, err, "NewPriorityQueue(%q)", prefix)
+	return q
+}
+
+// TestQueue_AtMostOnceAckDoesNothing checks the promise of Item.Ack without
+// AtLeastOnce: it returns nil, sends nothing and changes nothing.
+func TestQueue_AtMostOnceAckDoesNothing(t *testing.T) {
+	t.Parallel()
+	f := etcdtest.NewFaults()
+	prefix := testPrefix(t)
+	q := newQueue(t, testServer.Client(t, etcdtest.WithFaults(f)), prefix, etcdkit.String())
+	ctx := testCtx(t)
+	_, err := q.Enqueue(ctx, "a")
+	require.NoError(t, err)
+	_, err = q.Enqueue(ctx, "b")
+	require.NoError(t, err)
+	it, err := q.Dequeue(ctx)
+	require.NoError(t, err)
+	before, err := testServer.RawClient(t).Get(ctx, prefix, clientv3.WithPrefix())
+	require.NoError(t, err)
+
+	// Any request Ack sent would be counted.
+	f.SetRate(1, 1, etcdtest.RPCRange, etcdtest.RPCPut, etcdtest.RPCDeleteRange, etcdtest.RPCTxn, etcdtest.RPCLeaseGrant, etcdtest.RPCLeaseRevoke)
+	assert.NoError(t, it.Ack(ctx), "Ack at most once")
+	assert.NoError(t, it.Ack(ctx), "second Ack at most once")
+	f.Clear()
+	assert.Zero(t, f.Injected(), "requests sent by Ack")
+	after, err := testServer.RawClient(t).Get(ctx, prefix, clientv3.WithPrefix())
+	require.NoError(t, err)
+	assert.Equal(t, before.Header.Revision, after.Header.Revision, "revision after Ack")
+	next, err := q.TryDequeue(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "b", next.Value, "the next item after an Ack at most once")
 }

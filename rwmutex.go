@@ -14,9 +14,11 @@ import (
 // with [Client.RWMutex]; it is a light value, safe for concurrent use, and
 // every call takes a new hold returned as a [Lock].
 //
-// Its keys follow the reader/writer recipe of etcd's client
-// (experimental/recipes): a reader's key lives under name + "/read/", a
-// writer's under name + "/write/", ordered by create revision.
+// A reader's key lives under name + "\x00rwmutex/read/", a writer's under
+// name + "\x00rwmutex/write/", ordered by create revision. The NUL byte
+// keeps them apart from the keys of a [Lock], an election or a [Semaphore]
+// of any name, and from those of another RWMutex whose name starts with
+// this one's (names may not contain it).
 type RWMutex struct {
 	c    *Client
 	name string
@@ -24,14 +26,30 @@ type RWMutex struct {
 }
 
 // RWMutex returns the reader/writer lock called name. Holds of it use opts
-// ([LockTTL]). Nothing is sent to etcd until a lock is taken; errors in name
-// or opts are reported then.
-func (c *Client) RWMutex(name string, opts ...LockOption) *RWMutex {
-	return &RWMutex{c: c, name: name, opts: opts}
+// ([LockTTL]). Nothing is sent to etcd until a lock is taken. Its arguments
+// are checked here, not on each later call: it fails with [ErrEmptyKey] for
+// an empty name, [ErrInvalidArgument] for a name with a NUL byte, and
+// [ErrInvalidTTL] for a [LockTTL] under one second.
+func (c *Client) RWMutex(name string, opts ...LockOption) (*RWMutex, error) {
+	if err := checkLockArgs("new rwmutex", name, opts); err != nil {
+		return nil, err
+	}
+	return &RWMutex{c: c, name: name, opts: opts}, nil
+}
+
+// checkLockArgs checks a name and lock options for a constructor.
+func checkLockArgs(op, name string, opts []LockOption) error {
+	if err := checkName(op, name); err != nil {
+		return err
+	}
+	_, err := lockTTL(op, name, opts)
+	return err
 }
 
 // RLock takes a read hold, waiting while a writer holds the lock or waits
 // for it with an earlier place in the queue. Release it with [Lock.Unlock].
+// Its [Lock.Fence] is not exclusive (other read holds are held at the same
+// time): see [Lock.Fence] for what it is good for.
 // Its errors are those of [Client.Lock].
 func (m *RWMutex) RLock(ctx context.Context) (*Lock, error) {
 	return m.take(ctx, "read lock", false, false)
@@ -63,9 +81,10 @@ func (m *RWMutex) take(ctx context.Context, op string, write, try bool) (*Lock, 
 }
 
 func (m *RWMutex) takeHold(ctx context.Context, op string, write, try bool) (*Lock, error) {
-	dir, blockers := m.name+"/read/", m.name+"/write/"
+	base := m.name + kindSep + "rwmutex/"
+	dir, blockers := base+"read/", base+"write/"
 	if write {
-		dir, blockers = m.name+"/write/", m.name+"/"
+		dir, blockers = base+"write/", base
 	}
 	q := queueSpec{
 		op: op, name: m.name,
@@ -84,7 +103,7 @@ func (m *RWMutex) takeHold(ctx context.Context, op string, write, try bool) (*Lo
 		l.abandon(ctx)
 		return nil, &opError{op: op, key: m.name, err: ErrLocked}
 	}
-	if err := l.waitTurn(ctx, blockers, l.verifyKey); err != nil {
+	if err := l.waitTurn(ctx, blockers, false, l.verifyKey); err != nil {
 		l.abandon(ctx)
 		return nil, err
 	}

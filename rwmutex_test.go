@@ -18,7 +18,7 @@ func TestRWMutexReadersShareWriterExcludes(t *testing.T) {
 	srv := lockServer(t)
 	a, b, raw := srv.Client(t), srv.Client(t), srv.RawClient(t)
 	name := lockName(t)
-	ma, mb := a.RWMutex(name), b.RWMutex(name)
+	ma, mb := newRWMutex(t, a, name), newRWMutex(t, b, name)
 
 	// Many readers at once, from both clients.
 	var readers []*etcdkit.Lock
@@ -33,7 +33,7 @@ func TestRWMutexReadersShareWriterExcludes(t *testing.T) {
 	}
 	_, err := mb.TryLock(t.Context())
 	assert.ErrorIs(t, err, etcdkit.ErrLocked, "write TryLock while readers hold")
-	assert.Len(t, lockKeysUnder(t, raw, name+"/"), len(readers), "keys after a failed write TryLock: want the readers'")
+	assert.Len(t, lockKeysUnder(t, raw, etcdkit.RWMutexKeys(name)), len(readers), "keys after a failed write TryLock: want the readers'")
 
 	// A writer waits for all readers; readers coming after it wait for it.
 	wrote := make(chan *etcdkit.Lock, 1)
@@ -45,7 +45,7 @@ func TestRWMutexReadersShareWriterExcludes(t *testing.T) {
 		}
 		wrote <- w
 	}()
-	lockWaitKeys(t, raw, name+"/", len(readers)+1)
+	lockWaitKeys(t, raw, etcdkit.RWMutexKeys(name), len(readers)+1)
 	_, err = ma.TryRLock(t.Context())
 	assert.ErrorIs(t, err, etcdkit.ErrLocked, "read TryLock with a writer waiting")
 	for i, r := range readers {
@@ -68,7 +68,7 @@ func TestRWMutexReadersShareWriterExcludes(t *testing.T) {
 	_, err = ma.TryLock(t.Context())
 	assert.ErrorIs(t, err, etcdkit.ErrLocked, "write TryLock while a writer holds")
 	require.NoError(t, w.Unlock(t.Context()))
-	assert.Empty(t, lockKeysUnder(t, raw, name+"/"), "keys after all unlocked")
+	assert.Empty(t, lockKeysUnder(t, raw, etcdkit.RWMutexKeys(name)), "keys after all unlocked")
 }
 
 func TestRWMutexStress(t *testing.T) {
@@ -79,7 +79,7 @@ func TestRWMutexStress(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for i := range 2 {
-		m := srv.Client(t).RWMutex(name)
+		m := newRWMutex(t, srv.Client(t), name)
 		for j := range 4 {
 			write := j == 0
 			wg.Go(func() {
@@ -126,4 +126,48 @@ func rwRound(t *testing.T, m *etcdkit.RWMutex, write bool, readers, writers, max
 	time.Sleep(time.Millisecond)
 	readers.Add(-1)
 	return r.Unlock(t.Context())
+}
+
+// newRWMutex is Client.RWMutex for valid arguments.
+func newRWMutex(tb testing.TB, c *etcdkit.Client, name string, opts ...etcdkit.LockOption) *etcdkit.RWMutex {
+	tb.Helper()
+	m, err := c.RWMutex(name, opts...)
+	require.NoError(tb, err, "RWMutex(%q)", name)
+	return m
+}
+
+// TestRWMutex_ReadFencesAreNotExclusive shows what a read hold's fence is:
+// two read holds are held at once, each with a fence of its own, and a
+// writer that comes after them gets a fence above both.
+func TestRWMutex_ReadFencesAreNotExclusive(t *testing.T) {
+	t.Parallel()
+	a, b := newClient(t), newClient(t)
+	name := lockName(t)
+	r1, err := newRWMutex(t, a, name).RLock(t.Context())
+	require.NoError(t, err)
+	r2, err := newRWMutex(t, b, name).RLock(t.Context())
+	require.NoError(t, err)
+	assert.Greater(t, r2.Fence(), r1.Fence(), "fences of two read holds")
+	res, err := a.Txn(t.Context()).If(r1.Held(), r2.Held()).Commit()
+	require.NoError(t, err)
+	assert.True(t, res.Succeeded, "both read holds held at one revision")
+
+	got := make(chan *etcdkit.Lock, 1)
+	writer := newRWMutex(t, b, name)
+	go func() {
+		w, err := writer.Lock(t.Context())
+		assert.NoError(t, err, "write Lock")
+		got <- w
+	}()
+	lockWaitKeys(t, testServer.RawClient(t), etcdkit.RWMutexKeys(name), 3)
+	require.NoError(t, r1.Unlock(t.Context()))
+	require.NoError(t, r2.Unlock(t.Context()))
+	select {
+	case w := <-got:
+		require.NotNil(t, w)
+		assert.Greater(t, w.Fence(), r2.Fence(), "the writer's fence after the read holds")
+		assert.NoError(t, w.Unlock(t.Context()))
+	case <-time.After(20 * time.Second):
+		require.FailNow(t, "the writer was not granted after the readers left")
+	}
 }

@@ -30,7 +30,8 @@ func BenchmarkScaleQueue(b *testing.B) {
 	for _, n := range []int{1_000, 10_000, 100_000} {
 		b.Run("items="+sizeName(n), func(b *testing.B) {
 			prefix := newPrefix("scale-queue")
-			q := etcdkit.NewQueue(c, prefix, etcdkit.Bytes())
+			q, err := etcdkit.NewQueue(c, prefix, etcdkit.Bytes())
+			require.NoError(b, err)
 			require.NoError(b, fillQueue(ctx, c, prefix, n))
 			rawPrefix := newPrefix("scale-rawqueue")
 			require.NoError(b, fillRawQueue(ctx, c, rawPrefix, n))

@@ -27,7 +27,8 @@ func TestOperationSpans(t *testing.T) {
 	cli := tel.client(t, testServer)
 	pfx := testPrefix(t)
 	kv := etcdkit.NewKV(cli, pfx, etcdkit.String())
-	q := etcdkit.NewQueue(cli, pfx+"queue/", etcdkit.String(), etcdkit.AtLeastOnce(10*time.Second))
+	q, err := etcdkit.NewQueue(cli, pfx+"queue/", etcdkit.String(), etcdkit.AtLeastOnce(10*time.Second))
+	require.NoError(t, err)
 	ctx, caller := tel.parent(testCtx(t))
 
 	steps := []struct {

@@ -130,10 +130,14 @@ func testQueueDelivery(t *testing.T, atLeastOnce bool) {
 	consumeCtx, stopConsumers := context.WithTimeout(t.Context(), budget(27*time.Second, 4*time.Minute))
 	defer stopConsumers()
 	var producers, consumers sync.WaitGroup
-	producers.Go(func() { produce(faultCtx, etcdkit.NewQueue(cl.Client(t), prefix, etcdkit.String(), opts...), n, d) })
+	producer, err := etcdkit.NewQueue(cl.Client(t), prefix, etcdkit.String(), opts...)
+	require.NoError(t, err)
+	producers.Go(func() { produce(faultCtx, producer, n, d) })
 	queues := make([]*etcdkit.Queue[string], len(clients))
 	for i, c := range clients {
-		queues[i] = etcdkit.NewQueue(c.cli, prefix, etcdkit.String(), opts...)
+		q, err := etcdkit.NewQueue(c.cli, prefix, etcdkit.String(), opts...)
+		require.NoError(t, err)
+		queues[i] = q
 		consumers.Go(func() { consume(consumeCtx, c, queues[i], d, &st) })
 	}
 	var inj injector

@@ -43,7 +43,10 @@ func main() {
 
 	// AtLeastOnce: a job a worker took but did not finish (Ack) goes back to
 	// the queue if the worker dies.
-	jobs := etcdkit.NewQueue(cli, "examples/queue/jobs/", etcdkit.JSON[Job](), etcdkit.AtLeastOnce(5*time.Second))
+	jobs, err := etcdkit.NewQueue(cli, "examples/queue/jobs/", etcdkit.JSON[Job](), etcdkit.AtLeastOnce(5*time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	var producing sync.WaitGroup
 	for p := range producers {
