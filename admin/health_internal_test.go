@@ -6,9 +6,9 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// A lagging member cannot be made reliably in a live cluster (a restarted
-// member catches up in milliseconds), so the verdict is checked on statuses
-// as members report them.
+// The lag verdict on statuses as members report them: a few entries behind
+// is normal, LagLimit or more is lagging. TestHealth_LaggingMember makes a
+// member lag in a live cluster.
 func TestJudge_Lagging(t *testing.T) {
 	r := &Report{ClusterID: 7, Members: []Member{
 		{ID: 1, Name: "m0", Endpoint: "e0", Reachable: true, ClusterID: 7, RaftIndex: 5000, AppliedIndex: 5000, leaderSeen: 1, Leader: true},
