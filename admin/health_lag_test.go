@@ -46,6 +46,9 @@ func TestHealth_LaggingMember(t *testing.T) {
 	assert.False(t, memberNamed(t, r, fmt.Sprintf("m%d", 3-leader-x)).Has(admin.Lagging), "the follower that was not cut off")
 	reasons := strings.Join(r.Reasons, "\n")
 	assert.Contains(t, reasons, fmt.Sprintf("member %s: lagging: %d entries behind the leader", name, m.Lag))
+	if m.Has(admin.NoLeader) { // once its election timeout passed without a heartbeat
+		assert.Contains(t, reasons, fmt.Sprintf("member %s: no leader, while %s leads 2 of 3 voting members", name, lead.Name))
+	}
 
 	heal()
 	deadline := time.Now().Add(20 * time.Second)
