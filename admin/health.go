@@ -312,10 +312,28 @@ func (r *Report) explain() {
 	}
 	for _, m := range r.Members {
 		for _, p := range m.Problems {
-			r.Reasons = append(r.Reasons, m.reason(p))
+			why := m.reason(p)
+			if p == NoLeader && r.Quorum {
+				why += r.unheardLeader()
+			}
+			r.Reasons = append(r.Reasons, why)
 		}
 	}
 	r.Healthy = len(r.Reasons) == 0
+}
+
+// unheardLeader completes the reason of a member that knows no leader
+// while a quorum follows one: raft followers learn the leader from its
+// heartbeats, so that member has not heard them for an election timeout.
+func (r *Report) unheardLeader() string {
+	leader := fmt.Sprintf("%x", r.LeaderID)
+	for _, m := range r.Members {
+		if m.ID == r.LeaderID {
+			leader = m.label()
+		}
+	}
+	return fmt.Sprintf(", while %s leads %d of %d voting members: it does not hear from the leader (cut off from its peers, or just started)",
+		leader, r.Agreeing, r.Voters)
 }
 
 func (m *Member) reason(p Problem) string {

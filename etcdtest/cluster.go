@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,9 @@ type Cluster struct {
 	tb       testing.TB
 	members  []*Server
 	learners []*Server // added by AddLearner: they do not vote
+
+	cutMu    sync.Mutex
+	isolated []uint64 // IDs of the members cut off by Isolate, once per call
 }
 
 // StartCluster starts a cluster of n members for the test and returns once

@@ -38,6 +38,8 @@
 //   - [Proxy] cuts one client off the network: [Proxy.Blackhole] holds
 //     its traffic one way or both with the connections left open, as a
 //     partition does, and [Proxy.Heal] delivers what was held.
+//   - [Cluster.Isolate] cuts one member off from the other members while
+//     clients still reach it: it falls behind, then catches up when healed.
 //
 // For example:
 //

@@ -28,7 +28,7 @@ func (c *Cluster) AddLearner(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatalf("etcdtest: add learner: %v", err)
 	}
-	c.members = append(c.members, s) // closed with the cluster from here on
+	c.addMember(s) // closed with the cluster from here on
 	c.learners = append(c.learners, s)
 	peers, err := c.addLearner(tb, s.peerURL.String())
 	if err != nil {

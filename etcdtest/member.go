@@ -103,6 +103,7 @@ func newServer(name string, o options, tm timing) (s *Server, err error) {
 		return nil, err
 	}
 	s.proxies = []*proxy{newProxy(s.peerURL.Host, s.listenPeerURL.Host)}
+	s.proxies[0].peer = true
 	if o.noClientProxy {
 		return s, nil
 	}
@@ -271,6 +272,7 @@ func (s *Server) startInstance() error {
 		return fmt.Errorf("etcdtest: start member %s on %s: %w", s.name, s.clientURL.String(), err)
 	}
 	in.etcd = e
+	s.id.Store(uint64(e.Server.MemberID()))
 	s.mu.Lock()
 	s.cur = in
 	s.mu.Unlock()

@@ -28,6 +28,10 @@ import (
 // stop flowing that way but the connections stay open, as when a network
 // drops packets, and what was held flows again when the gate reopens, as
 // TCP retransmits after a partition heals.
+//
+// A member's peer proxy also reads the HTTP requests that flow through it,
+// to learn which member sent each connection, so that one member can be cut
+// off from the others (see isolate.go).
 type proxy struct {
 	addr   string // public, e.g. 127.0.0.1:41234
 	target string // where etcd listens
@@ -41,6 +45,9 @@ type proxy struct {
 	gen   chan struct{} // closed and replaced each time the connections are dropped
 
 	gates [2]gate // by direction: toTarget, toClient
+
+	peer bool // raft's HTTP flows through it: requests are read for their sender
+	cuts cuts // guarded by mu
 
 	wg sync.WaitGroup // accept loop and forwarding goroutines
 }
@@ -192,14 +199,21 @@ func (p *proxy) forward(c net.Conn, up, shut, gen chan struct{}) {
 	done := make(chan struct{})
 	ended := make(chan struct{}) // either way ended: the other stops waiting at its gate
 	end := sync.OnceFunc(func() { close(ended) })
+	l := &link{}
+	toSrv := &flow{p: p, dir: toTarget, link: l, stops: [3]chan struct{}{shut, gen, ended}}
+	down := &flow{p: p, dir: toClient, link: l, stops: toSrv.stops}
 	go func() {
 		defer close(done)
-		p.gates[toTarget].copy(b, c, shut, gen, ended)
+		if p.peer {
+			toSrv.copyHTTP(b, c)
+		} else {
+			toSrv.copy(b, c)
+		}
 		end()
 		b.Close()
 		c.Close()
 	}()
-	p.gates[toClient].copy(c, b, shut, gen, ended)
+	down.copy(c, b)
 	end()
 	c.Close()
 	b.Close()
@@ -253,24 +267,4 @@ func (g *gate) wait(stops ...chan struct{}) bool {
 	case <-stops[2]:
 	}
 	return false
-}
-
-// copy moves bytes from src to dst until either fails, holding each chunk
-// read while the gate is closed.
-func (g *gate) copy(dst, src net.Conn, shut, gen, ended chan struct{}) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if !g.wait(shut, gen, ended) {
-				return
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
 }

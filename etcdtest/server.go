@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -34,15 +35,16 @@ type Server struct {
 	timing timing
 	root   string // holds data/ and tls/; removed by Close
 
-	holds           []*portHold // every port of the member, held until Close
-	clientURL       url.URL     // public, in Endpoints
-	peerURL         url.URL     // public, in the initial cluster
-	listenClientURL url.URL     // where etcd listens: behind a proxy unless WithoutClientProxy
-	listenPeerURL   url.URL     // where etcd listens: always behind a proxy
-	proxies         []*proxy    // peer, and client unless WithoutClientProxy
-	initialCluster  string      // "m0=http://127.0.0.1:p0,..."
-	token           string      // initial cluster token
-	joining         bool        // added to a running cluster: its initial state is existing
+	holds           []*portHold   // every port of the member, held until Close
+	clientURL       url.URL       // public, in Endpoints
+	peerURL         url.URL       // public, in the initial cluster
+	listenClientURL url.URL       // where etcd listens: behind a proxy unless WithoutClientProxy
+	listenPeerURL   url.URL       // where etcd listens: always behind a proxy
+	proxies         []*proxy      // peer, and client unless WithoutClientProxy
+	initialCluster  string        // "m0=http://127.0.0.1:p0,..."
+	token           string        // initial cluster token
+	joining         bool          // added to a running cluster: its initial state is existing
+	id              atomic.Uint64 // its member ID, once started
 
 	pki   *pki // nil without TLS
 	certs certFiles
