@@ -128,10 +128,7 @@ func Health(ctx context.Context, c *etcdkit.Client) (*Report, error) {
 
 func health(ctx context.Context, c *etcdkit.Client) (*Report, error) {
 	raw := c.Raw()
-	lctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-	defer cancel()
-	// Serializable: the local member's list, which also works without a quorum.
-	ml, err := raw.MemberList(lctx, clientv3.WithSerializable())
+	ml, err := memberList(ctx, raw)
 	if err != nil {
 		return nil, wrap("health: member list", ctxErr(ctx, err))
 	}
@@ -140,6 +137,22 @@ func health(ctx context.Context, c *etcdkit.Client) (*Report, error) {
 	r.listAlarms(ctx, raw)
 	r.judge()
 	return r, nil
+}
+
+// memberList asks for the cluster's member list through a quorum, so that
+// a member just added or removed is counted even by a member that has not
+// applied the change yet; without a quorum within half of ProbeTimeout, it
+// takes the answering member's own list, which is what can be known then.
+func memberList(ctx context.Context, raw *clientv3.Client) (*clientv3.MemberListResponse, error) {
+	lctx, cancel := context.WithTimeout(ctx, ProbeTimeout/2)
+	ml, err := raw.MemberList(lctx)
+	cancel()
+	if err == nil || ctx.Err() != nil {
+		return ml, err
+	}
+	lctx, cancel = context.WithTimeout(ctx, ProbeTimeout)
+	defer cancel()
+	return raw.MemberList(lctx, clientv3.WithSerializable())
 }
 
 // ctxErr prefers ctx's own error once it ended, so that a caller's
