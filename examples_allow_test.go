@@ -63,6 +63,7 @@ var exampleAllowList = map[string]string{
 	"etcdkit.Semaphore.Acquire":        reasonSettling,
 	"etcdkit.Semaphore.TryAcquire":     reasonSettling,
 	"etcdkit.WithDeadLetter":           reasonSettling,
+	"etcdtest.Cluster.AddLearner":      reasonTB,
 	"etcdtest.Cluster.Client":          reasonTB,
 	"etcdtest.Cluster.Proxy":           reasonTB,
 	"etcdtest.Cluster.RawClient":       reasonTB,
