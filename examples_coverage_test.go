@@ -14,9 +14,9 @@ import (
 )
 
 // examplePackages are the packages whose every exported function and method
-// has a runnable example: the root package and the three a user imports
+// has a runnable example: the root package and the four a user imports
 // beside it. The examples/ programs and internal/ are not API.
-var examplePackages = []string{".", "discovery", "admin", "etcdtest"}
+var examplePackages = []string{".", "discovery", "admin", "etcdtest", "etcdotel"}
 
 // standardMethods implement a standard interface (error, fmt.Stringer,
 // slog.LogValuer, encoding.TextMarshaler...): callers meet them through

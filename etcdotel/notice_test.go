@@ -104,7 +104,7 @@ func TestLockLost(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the lock was not lost within 20s of revoking its lease")
 	}
-	require.NoError(t, l.Unlock(ctx))
+	require.ErrorIs(t, l.Unlock(ctx), etcdkit.ErrLeaseExpired, "Unlock after the loss returns it")
 
 	tel.waitCounted(t, "etcdkit.lock.lost", 1, attribute.String("db.collection.name", name))
 	tel.waitCounted(t, "etcdkit.lease.expired", 1)
