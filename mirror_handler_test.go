@@ -121,13 +121,17 @@ func TestMirrorHandlerSlowDoesNotDelayOthers(t *testing.T) {
 	<-slow.Synced()
 	<-fast.Synced()
 
+	// One write at a time, each seen by the fast handler before the next:
+	// the watch then delivers one revision per response, as a busy server
+	// may not (it sends what has accumulated together), so the stuck
+	// handler's queue of 2 surely overflows.
 	const writes = 20
 	var last int64
 	for i := 1; i <= writes; i++ {
 		last, err = kv.Put(ctx, "k"+strconv.Itoa(i%5), strconv.Itoa(i))
 		require.NoError(t, err)
+		fastLog.waitRevision(t, last)
 	}
-	fastLog.waitRevision(t, last)
 	changes := 0
 	for _, b := range fastLog.get()[1:] {
 		changes += len(b.Changes)
