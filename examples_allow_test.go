@@ -16,6 +16,7 @@ const (
 var exampleAllowList = map[string]string{
 	"etcdtest.Cluster.AddLearner": reasonTB,
 	"etcdtest.Cluster.Client":     reasonTB,
+	"etcdtest.Cluster.Isolate":    reasonTB,
 	"etcdtest.Cluster.Proxy":      reasonTB,
 	"etcdtest.Cluster.RawClient":  reasonTB,
 	"etcdtest.Cluster.WaitLeader": reasonTB,

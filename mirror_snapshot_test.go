@@ -1,6 +1,7 @@
 package etcdkit_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -151,7 +152,10 @@ func TestIndexAgreesWithScan(t *testing.T) {
 	t.Parallel()
 	cli := newClient(t)
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
-	ctx := testCtx(t)
+	// 3,000 writes one after another: a loaded machine needs more than
+	// testCtx's 30 seconds.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
 	_, err := cli.Raw().Delete(ctx, kv.Prefix(), clientv3.WithPrefix())
 	require.NoError(t, err)
 	first := func(e etcdkit.Entry[string]) []string { return colors(e)[:min(1, len(colors(e)))] }
