@@ -85,3 +85,44 @@ BenchmarkScaleList/keys=1k/impl=etcdkit-2 	 1 	 40 ns/op
 	assert.InDelta(t, 20e-9, raw.points[0].y, 1e-15, "median of 10, 30, 20")
 	assert.InDelta(t, 500e-9, raw.points[1].y, 1e-15, "the later file's 500 replaces 100")
 }
+
+// A metric with the same value at every point (one watch stream) gets no
+// panel; B/op and allocs/op get none either.
+func TestChartsLeaveOutConstantMetrics(t *testing.T) {
+	s, err := parseBench(strings.NewReader(`
+BenchmarkScaleFollow/keys=10/impl=raw-2 	 1 	 100 ns/op 	 1.000 streams 	 1.000 watches/key 	 8 B/op 	 2 allocs/op
+BenchmarkScaleFollow/keys=100/impl=raw-2 	 1 	 100 ns/op 	 1.000 streams 	 0.5 watches/key 	 9 B/op 	 3 allocs/op
+`))
+	require.NoError(t, err)
+	cs, err := charts(s)
+	require.NoError(t, err)
+	require.Len(t, cs, 1)
+	var units []string
+	for _, p := range cs[0].panels {
+		units = append(units, p.unit)
+	}
+	assert.Equal(t, []string{"watches/key"}, units, "sec/op and streams are the same everywhere")
+}
+
+// The y axis is logarithmic when the values span more than 20×, linear
+// from 0 otherwise.
+func TestYAxisScale(t *testing.T) {
+	panel := func(ys ...float64) linePanel {
+		l := line{impl: "raw"}
+		for i, y := range ys {
+			l.points = append(l.points, point{x: float64(i + 1), y: y})
+		}
+		return linePanel{unit: "sec/op", lines: []line{l}}
+	}
+	a := newYAxis(panel(0.075, 28))
+	assert.True(t, a.log)
+	assert.LessOrEqual(t, a.lo, 0.075)
+	assert.GreaterOrEqual(t, a.hi, 28.0)
+
+	a = newYAxis(panel(0.1, 1.9))
+	assert.False(t, a.log)
+	assert.Equal(t, 0.0, a.lo)
+	assert.GreaterOrEqual(t, a.hi, 1.9)
+	assert.Equal(t, "500ms", a.label("sec/op", 0.5))
+	assert.Equal(t, "20k", a.label("heap-B/key", 20000))
+}
