@@ -2,7 +2,8 @@
 # Runs the scaling series (BenchmarkScale*, and BenchmarkPutMany) COUNT
 # times, each time against a new etcd in its own process, so that every
 # repetition grows the store from empty as the series assume; then compares
-# etcdkit with raw clientv3 with benchstat.
+# etcdkit with raw clientv3 with benchstat, and redraws the charts of the
+# series that ran (bench/scale-*.png).
 #
 #   bench/scale.sh                            # 1k to 100k keys, 3 times
 #   ETCDKIT_BENCH_LARGE=1 bench/scale.sh      # and the 1M sizes
@@ -44,4 +45,5 @@ for i in $(seq "$COUNT"); do
 done
 
 "$BENCHSTAT" -col /impl "$OUT/$NAME.txt" > "$OUT/$NAME-benchstat.txt"
+go run ./bench/chart -scale bench "$OUT/$NAME.txt"
 cat "$OUT/$NAME-benchstat.txt"

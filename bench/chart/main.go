@@ -4,6 +4,16 @@
 // fractions they are, and allocations per operation on a linear one.
 //
 //	go run ./bench/chart -in bench/results/benchstat.csv -out bench/ratios.png
+//
+// With -scale it draws the scaling series instead, from the raw go test
+// -bench output: one PNG per series (BenchmarkScaleKV → scale-kv.png in the
+// -scale directory), the size (keys=, waiters=, items= or handles=) on a
+// log x axis, a panel per metric (sec/op and the series' own, such as
+// rpcs/handover; not B/op or allocs/op), a line per impl=, each point the
+// median of its repetitions. A benchmark in a later file replaces the same
+// benchmark of the earlier files.
+//
+//	go run ./bench/chart -scale bench bench/results/scale.txt bench/results/scale-mirror-after.txt
 package main
 
 import (
@@ -29,8 +39,15 @@ import (
 func main() {
 	in := flag.String("in", "bench/results/benchstat.csv", "benchstat -format csv output")
 	out := flag.String("out", "bench/ratios.png", "PNG to write")
+	scale := flag.String("scale", "", "directory to draw the scaling series of the go test -bench output files given as arguments into")
 	flag.Parse()
-	if err := run(*in, *out); err != nil {
+	err := error(nil)
+	if *scale != "" {
+		err = runScale(*scale, flag.Args())
+	} else {
+		err = run(*in, *out)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "chart:", err)
 		os.Exit(1)
 	}
@@ -56,7 +73,10 @@ func run(in, out string) error {
 			return fmt.Errorf("%s: no %s table", in, panels[i].unit)
 		}
 	}
-	img := render(panels)
+	return writePNG(out, render(panels))
+}
+
+func writePNG(out string, img image.Image) error {
 	w, err := os.Create(out)
 	if err != nil {
 		return err
