@@ -307,8 +307,13 @@ func (m *Mirror[T]) resync(ctx context.Context) bool {
 const listPage = 1000
 
 // list reads every key under the prefix at one revision, a page at a time.
+//
+// The entries are gathered in a [trie.Builder], which makes the trie's
+// nodes once at their final size when the listing ends: putting them one by
+// one re-allocated the nodes on the way to each key, and took most of the
+// start-up's time.
 func (m *Mirror[T]) list(ctx context.Context) (trie.Map[Entry[T]], int64, error) {
-	ed := trie.New(entryKey[T]).Edit()
+	var b *trie.Builder[Entry[T]]
 	from := m.spec.key
 	end := clientv3.GetPrefixRangeEnd(m.spec.key)
 	if m.spec.key == "" {
@@ -333,14 +338,16 @@ func (m *Mirror[T]) list(ctx context.Context) (trie.Map[Entry[T]], int64, error)
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
+			// The first page counts every key in the range.
+			b = trie.NewBuilder(entryKey[T], int(resp.Count))
 		}
 		for _, kv := range resp.Kvs {
-			if e := m.decode(kv); e != nil {
-				ed.Put(*e)
+			if e, ok := m.decodeEntry(kv); ok {
+				b.Add(e)
 			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return ed.Done(), rev, nil
+			return b.Done(), rev, nil
 		}
 		from = string(append(bytes.Clone(resp.Kvs[len(resp.Kvs)-1].Key), 0))
 		page = nextPageSize(resp.Kvs)
@@ -351,15 +358,24 @@ func (m *Mirror[T]) list(ctx context.Context) (trie.Map[Entry[T]], int64, error)
 // The entry's key is copied out of kv's full key, which would otherwise
 // keep the prefix's bytes alive once per entry.
 func (m *Mirror[T]) decode(kv *mvccpb.KeyValue) *Entry[T] {
+	if e, ok := m.decodeEntry(kv); ok {
+		return &e
+	}
+	return nil
+}
+
+// decodeEntry is decode without the pointer, which costs a listing an
+// allocation per entry.
+func (m *Mirror[T]) decodeEntry(kv *mvccpb.KeyValue) (Entry[T], bool) {
 	e, err := m.kv.entry(kv)
 	if err != nil {
 		m.kv.c.log.Warn("etcdkit: mirror: value left out", "key", string(kv.Key), "revision", kv.ModRevision, "error", err)
 		m.kv.c.notice(m.task.ctx, Notice{Kind: NoticeDecodeError, Prefix: m.kv.prefix,
 			Key: m.kv.relKey(kv.Key), Revision: kv.ModRevision, Err: err})
-		return nil
+		return Entry[T]{}, false
 	}
 	e.Key = strings.Clone(e.Key)
-	return &e
+	return e, true
 }
 
 // replace swaps in a fresh listing and reports what differs from before.

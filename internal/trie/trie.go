@@ -197,7 +197,8 @@ func (ed *Edit[V]) Get(key string) *V { return ed.t.Get(key) }
 // Put sets the value at its key.
 func (ed *Edit[V]) Put(e V) {
 	var added bool
-	ed.t.root, added = ed.put1(ed.t.root, 0, ed.t.hash(ed.t.keyOf(&e)), e)
+	key := ed.t.keyOf(&e)
+	ed.t.root, added = ed.put1(ed.t.root, 0, ed.t.hash(key), key, e)
 	if added {
 		ed.t.len++
 	}
@@ -226,10 +227,13 @@ func (ed *Edit[V]) own(n *node[V]) *node[V] {
 	}
 }
 
-func (ed *Edit[V]) put1(n *node[V], shift uint, h uint64, e V) (*node[V], bool) {
+// put1 puts e, whose key and hash are given so that e's address is never
+// taken: keyOf is a func value, so that would move e to the heap once per
+// level.
+func (ed *Edit[V]) put1(n *node[V], shift uint, h uint64, key string, e V) (*node[V], bool) {
 	if shift >= trieDepth {
 		n = ed.own(n)
-		if old := n.collision(ed.t.keyOf, ed.t.keyOf(&e)); old != nil {
+		if old := n.collision(ed.t.keyOf, key); old != nil {
 			*old = e
 			return n, false
 		}
@@ -240,7 +244,7 @@ func (ed *Edit[V]) put1(n *node[V], shift uint, h uint64, e V) (*node[V], bool) 
 	switch {
 	case n.nodeMap&bit != 0:
 		i := slotIndex(n.nodeMap, bit)
-		child, added := ed.put1(n.nodes[i], shift+trieBits, h, e)
+		child, added := ed.put1(n.nodes[i], shift+trieBits, h, key, e)
 		if child != n.nodes[i] {
 			n = ed.own(n)
 			n.nodes[i] = child
@@ -249,13 +253,13 @@ func (ed *Edit[V]) put1(n *node[V], shift uint, h uint64, e V) (*node[V], bool) 
 	case n.leafMap&bit != 0:
 		n = ed.own(n)
 		i := slotIndex(n.leafMap, bit)
-		if ed.t.keyOf(&n.leaves[i]) == ed.t.keyOf(&e) {
+		if ed.t.keyOf(&n.leaves[i]) == key {
 			n.leaves[i] = e
 			return n, false
 		}
 		// Two keys share the slot: both move one level down.
 		old := n.leaves[i]
-		child := ed.pair(shift+trieBits, ed.t.hash(ed.t.keyOf(&old)), old, h, e)
+		child := ed.pair(shift+trieBits, ed.t.hash(ed.t.keyOf(&n.leaves[i])), old, h, e)
 		n.leaves = deleteExact(n.leaves, i)
 		n.leafMap &^= bit
 		n.nodes = insertExact(n.nodes, slotIndex(n.nodeMap, bit), child)
