@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"context"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"strconv"
 	"testing"
 	"time"
@@ -46,21 +47,8 @@ func BenchmarkObserverGet(b *testing.B) {
 	_, err := kv.Put(ctx, "k", []byte("value"))
 	require.NoError(b, err)
 	observed := etcdkit.NewKV(observedClient(b), kv.Prefix(), etcdkit.Bytes())
-	get := func(kv *etcdkit.KV[[]byte]) worker {
-		return func(int) (func() error, error) {
-			return func() error { _, err := kv.Get(ctx, "k"); return err }, nil
-		}
-	}
-	key := kv.Prefix() + "k"
-	compare(b, func(int) (func() error, error) {
-		return func() error {
-			resp, err := rc.Get(ctx, key)
-			if err == nil && len(resp.Kvs) == 0 {
-				return errNoValue
-			}
-			return err
-		}, nil
-	}, get(kv), namedWorker{"noop", get(observed)})
+	compare(b, rawGetWorker(ctx, rc, kv.Prefix()+"k"), getWorker(ctx, kv),
+		namedWorker{"noop", getWorker(ctx, observed)})
 }
 
 func BenchmarkObserverPut(b *testing.B) {
@@ -68,15 +56,45 @@ func BenchmarkObserverPut(b *testing.B) {
 	ctx := context.Background()
 	kv := etcdkit.NewKV(c, newPrefix("observer-put"), etcdkit.Bytes())
 	observed := etcdkit.NewKV(observedClient(b), kv.Prefix(), etcdkit.Bytes())
-	val := []byte("value")
-	put := func(kv *etcdkit.KV[[]byte], name string) worker {
-		return func(w int) (func() error, error) {
-			key := name + strconv.Itoa(w)
-			return func() error { _, err := kv.Put(ctx, key, val); return err }, nil
-		}
+	compare(b, rawPutWorker(ctx, rc, kv.Prefix()), putWorker(ctx, kv, "kit"),
+		namedWorker{"noop", putWorker(ctx, observed, "noop")})
+}
+
+// getWorker reads the key "k" of kv; rawGetWorker reads key through
+// clientv3 and fails if it is missing.
+func getWorker(ctx context.Context, kv *etcdkit.KV[[]byte]) worker {
+	return func(int) (func() error, error) {
+		return func() error { _, err := kv.Get(ctx, "k"); return err }, nil
 	}
-	compare(b, func(w int) (func() error, error) {
-		key := kv.Prefix() + "raw" + strconv.Itoa(w)
-		return func() error { _, err := rc.Put(ctx, key, string(val)); return err }, nil
-	}, put(kv, "kit"), namedWorker{"noop", put(observed, "noop")})
+}
+
+func rawGetWorker(ctx context.Context, rc *clientv3.Client, key string) worker {
+	return func(int) (func() error, error) {
+		return func() error {
+			resp, err := rc.Get(ctx, key)
+			if err == nil && len(resp.Kvs) == 0 {
+				return errNoValue
+			}
+			return err
+		}, nil
+	}
+}
+
+// observedValue is what the observer benchmarks put.
+var observedValue = []byte("value")
+
+// putWorker puts under a key of its own per goroutine, named after name;
+// rawPutWorker does the same through clientv3 under prefix.
+func putWorker(ctx context.Context, kv *etcdkit.KV[[]byte], name string) worker {
+	return func(w int) (func() error, error) {
+		key := name + strconv.Itoa(w)
+		return func() error { _, err := kv.Put(ctx, key, observedValue); return err }, nil
+	}
+}
+
+func rawPutWorker(ctx context.Context, rc *clientv3.Client, prefix string) worker {
+	return func(w int) (func() error, error) {
+		key := prefix + "raw" + strconv.Itoa(w)
+		return func() error { _, err := rc.Put(ctx, key, string(observedValue)); return err }, nil
+	}
 }

@@ -2,7 +2,6 @@ package bench_test
 
 import (
 	"context"
-	"strconv"
 	"testing"
 	"time"
 
@@ -72,24 +71,10 @@ func BenchmarkOtelGet(b *testing.B) {
 	_, err := kv.Put(ctx, "k", []byte("value"))
 	require.NoError(b, err)
 	o := newObservedKVs(b, kv.Prefix())
-	get := func(kv *etcdkit.KV[[]byte]) worker {
-		return func(int) (func() error, error) {
-			return func() error { _, err := kv.Get(ctx, "k"); return err }, nil
-		}
-	}
-	key := kv.Prefix() + "k"
-	compare(b, func(int) (func() error, error) {
-		return func() error {
-			resp, err := rc.Get(ctx, key)
-			if err == nil && len(resp.Kvs) == 0 {
-				return errNoValue
-			}
-			return err
-		}, nil
-	}, get(kv),
-		namedWorker{"noop", get(o.noop)},
-		namedWorker{"otel-unsampled", get(o.unsampled)},
-		namedWorker{"otel-sampled", get(o.sampled)})
+	compare(b, rawGetWorker(ctx, rc, kv.Prefix()+"k"), getWorker(ctx, kv),
+		namedWorker{"noop", getWorker(ctx, o.noop)},
+		namedWorker{"otel-unsampled", getWorker(ctx, o.unsampled)},
+		namedWorker{"otel-sampled", getWorker(ctx, o.sampled)})
 }
 
 func BenchmarkOtelPut(b *testing.B) {
@@ -97,18 +82,8 @@ func BenchmarkOtelPut(b *testing.B) {
 	ctx := context.Background()
 	kv := etcdkit.NewKV(c, newPrefix("otel-put"), etcdkit.Bytes())
 	o := newObservedKVs(b, kv.Prefix())
-	val := []byte("value")
-	put := func(kv *etcdkit.KV[[]byte], name string) worker {
-		return func(w int) (func() error, error) {
-			key := name + strconv.Itoa(w)
-			return func() error { _, err := kv.Put(ctx, key, val); return err }, nil
-		}
-	}
-	compare(b, func(w int) (func() error, error) {
-		key := kv.Prefix() + "raw" + strconv.Itoa(w)
-		return func() error { _, err := rc.Put(ctx, key, string(val)); return err }, nil
-	}, put(kv, "kit"),
-		namedWorker{"noop", put(o.noop, "noop")},
-		namedWorker{"otel-unsampled", put(o.unsampled, "unsampled")},
-		namedWorker{"otel-sampled", put(o.sampled, "sampled")})
+	compare(b, rawPutWorker(ctx, rc, kv.Prefix()), putWorker(ctx, kv, "kit"),
+		namedWorker{"noop", putWorker(ctx, o.noop, "noop")},
+		namedWorker{"otel-unsampled", putWorker(ctx, o.unsampled, "unsampled")},
+		namedWorker{"otel-sampled", putWorker(ctx, o.sampled, "sampled")})
 }
