@@ -164,15 +164,7 @@ func TestMirrorHandlerWholeTransactions(t *testing.T) {
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
 	ctx := testCtx(t)
 	names := []string{"a", "b", "c"}
-	write := func(i int) int64 {
-		var ops []etcdkit.Op
-		for _, k := range names {
-			ops = append(ops, kv.PutOp(k, strconv.Itoa(i)))
-		}
-		res, err := cli.Txn(ctx).Then(ops...).Commit()
-		require.NoError(t, err)
-		return res.Revision
-	}
+	write := txnWriter(t, ctx, cli, kv, names)
 	write(0)
 	m, err := kv.Mirror(ctx)
 	require.NoError(t, err)

@@ -38,15 +38,7 @@ func TestSnapshotWholeTransactions(t *testing.T) {
 	wkv := etcdkit.NewKV(writer, testPrefix(t), etcdkit.String())
 	ctx := testCtx(t)
 	names := []string{"a", "b", "c"}
-	write := func(i int) int64 {
-		var ops []etcdkit.Op
-		for _, k := range names {
-			ops = append(ops, wkv.PutOp(k, strconv.Itoa(i)))
-		}
-		res, err := writer.Txn(ctx).Then(ops...).Commit()
-		require.NoError(t, err)
-		return res.Revision
-	}
+	write := txnWriter(t, ctx, writer, wkv, names)
 	write(0)
 	m, err := kv.Mirror(ctx)
 	require.NoError(t, err)

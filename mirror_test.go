@@ -1,6 +1,7 @@
 package etcdkit_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"slices"
@@ -86,15 +87,7 @@ func TestMirrorReadsWholeRevisions(t *testing.T) {
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
 	ctx := testCtx(t)
 	names := []string{"a", "b", "c"}
-	write := func(i int) int64 {
-		var ops []etcdkit.Op
-		for _, k := range names {
-			ops = append(ops, kv.PutOp(k, strconv.Itoa(i)))
-		}
-		res, err := cli.Txn(ctx).Then(ops...).Commit()
-		require.NoError(t, err)
-		return res.Revision
-	}
+	write := txnWriter(t, ctx, cli, kv, names)
 	write(0)
 	m, err := kv.Mirror(ctx)
 	require.NoError(t, err)
@@ -358,4 +351,18 @@ func TestCloseWhileStarting(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	assert.NoError(t, cli.Close())
 	wg.Wait()
+}
+
+// txnWriter returns a function that sets every one of names in kv to i, in
+// one transaction through cli, and returns its revision.
+func txnWriter(t *testing.T, ctx context.Context, cli *etcdkit.Client, kv *etcdkit.KV[string], names []string) func(i int) int64 {
+	return func(i int) int64 {
+		ops := make([]etcdkit.Op, 0, len(names))
+		for _, k := range names {
+			ops = append(ops, kv.PutOp(k, strconv.Itoa(i)))
+		}
+		res, err := cli.Txn(ctx).Then(ops...).Commit()
+		require.NoError(t, err)
+		return res.Revision
+	}
 }
