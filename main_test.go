@@ -2,16 +2,14 @@ package etcdkit_test
 
 import (
 	"context"
-	"fmt"
-	"os"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
+	"github.com/etcdkit/etcdkit/internal/testmain"
 )
 
 // testServer is the one embedded etcd shared by this package's tests and
@@ -19,25 +17,11 @@ import (
 var testServer *etcdtest.Server
 
 func TestMain(m *testing.M) {
-	srv, err := etcdtest.Run()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start embedded etcd:", err)
-		os.Exit(1)
-	}
-	testServer = srv
-	code := m.Run()
-	closeExampleClient()
-	if err := srv.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "stop embedded etcd:", err)
-		code = 1
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	testmain.Run(m, "embedded etcd", func() (io.Closer, error) {
+		srv, err := etcdtest.Run()
+		testServer = srv
+		return srv, err
+	}, closeExampleClient)
 }
 
 // newClient returns a client of the shared server, closed when t ends.

@@ -2,15 +2,13 @@ package admin_test
 
 import (
 	"context"
-	"fmt"
-	"os"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/etcdkit/etcdkit/etcdtest"
+	"github.com/etcdkit/etcdkit/internal/testmain"
 )
 
 // testCluster is the 3-member cluster shared by the tests that leave it as
@@ -19,24 +17,11 @@ import (
 var testCluster *etcdtest.Cluster
 
 func TestMain(m *testing.M) {
-	c, err := etcdtest.RunCluster(3)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start embedded etcd cluster:", err)
-		os.Exit(1)
-	}
-	testCluster = c
-	code := m.Run()
-	if err := c.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "stop embedded etcd cluster:", err)
-		code = 1
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	testmain.Run(m, "embedded etcd cluster", func() (io.Closer, error) {
+		c, err := etcdtest.RunCluster(3)
+		testCluster = c
+		return c, err
+	})
 }
 
 // testCtx returns a context that ends with t, bounded so that a hung call
