@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/etcdtest"
 )
 
 // TestUnlockAfterLoss_EveryKind checks that the release of every kind of
@@ -95,4 +96,24 @@ func TestLockErrStartsNothing(t *testing.T) {
 	// Other goroutines (the lease's keep-alive, gRPC's) may come and go
 	// meanwhile; one per call would be a thousand.
 	assert.Less(t, runtime.NumGoroutine()-before, 100, "goroutines started by 1000 Err calls")
+}
+
+// TestUnlockRetriedAfterUnknownOutcome: an Unlock whose delete committed but
+// whose answer was lost returns an error; the retry then finds the key gone.
+// That is the first call's delete, not a loss: the retry returns nil, and
+// Err says the lock was unlocked.
+func TestUnlockRetriedAfterUnknownOutcome(t *testing.T) {
+	t.Parallel()
+	f := etcdtest.NewFaults()
+	cli := testServer.Client(t, etcdtest.WithFaults(f))
+	l, err := cli.Lock(t.Context(), lockName(t))
+	require.NoError(t, err)
+	f.Inject(etcdtest.RPCTxn, etcdtest.CommitThenFail, 1, 0)
+	require.Error(t, l.Unlock(t.Context()), "the Unlock whose answer was lost")
+	resp, err := testServer.RawClient(t).Get(t.Context(), l.Key())
+	require.NoError(t, err)
+	require.Zero(t, resp.Count, "the first Unlock's delete committed")
+	assert.NoError(t, l.Unlock(t.Context()), "the retried Unlock: the key is gone by its own hand")
+	assert.ErrorIs(t, l.Err(), etcdkit.ErrClosed, "Err after the retried Unlock")
+	assert.NotErrorIs(t, l.Err(), etcdkit.ErrLeaseExpired, "Err after the retried Unlock")
 }
