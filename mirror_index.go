@@ -3,6 +3,7 @@ package etcdkit
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/etcdkit/etcdkit/internal/trie"
 )
@@ -57,14 +58,27 @@ func (ix mirrorIndex[T]) values(e *Entry[T]) []string {
 }
 
 // indexBucket is the keys of the entries an index has under one value. A
-// few keys are a sorted slice: 16 bytes a key, read in key order. Beyond
-// bigBucket they are a persistent set, so that a change copies a path of
-// it rather than all of it.
+// few keys are a sorted slice, read in key order. Beyond bigBucket they
+// are a persistent set, so that a change copies a path of it rather than
+// all of it.
 type indexBucket struct {
 	value string
-	small []string          // sorted; nil when big is set
-	big   *trie.Map[string] // nil while the keys are few
+	small []indexKey          // sorted by key; nil when big is set
+	big   *trie.Map[indexKey] // nil while the keys are few
 }
+
+// indexKey is an indexed entry's key with its [trie.Hash]: with the hash
+// at hand, [Snapshot.ByIndex] finds the entries without reading their keys'
+// bytes to hash them, which costs a cache miss per key more than the 8
+// bytes it keeps. The key's string is the entry's, so it adds no copy.
+type indexKey struct {
+	key  string
+	hash uint64
+}
+
+func newIndexKey(key string) indexKey { return indexKey{key: key, hash: trie.Hash(key)} }
+
+func cmpIndexKey(a indexKey, key string) int { return strings.Compare(a.key, key) }
 
 const (
 	bigBucket   = 64 // more keys than this make a bucket a set
@@ -73,14 +87,14 @@ const (
 
 func bucketValue(b *indexBucket) string { return b.value }
 
-func stringKey(s *string) string { return *s }
+func indexKeyOf(k *indexKey) string { return k.key }
 
 func newIndex() trie.Map[indexBucket] { return trie.New(bucketValue) }
 
 // bucketEdit is one bucket being changed: small is the edit's own copy.
 type bucketEdit struct {
-	small []string
-	big   *trie.Edit[string]
+	small []indexKey
+	big   *trie.Edit[indexKey]
 }
 
 func editBucket(b *indexBucket) *bucketEdit {
@@ -96,16 +110,16 @@ func editBucket(b *indexBucket) *bucketEdit {
 
 func (be *bucketEdit) put(key string) {
 	if be.big != nil {
-		be.big.Put(key)
+		be.big.Put(newIndexKey(key))
 		return
 	}
-	i, found := slices.BinarySearch(be.small, key)
+	i, found := slices.BinarySearchFunc(be.small, key, cmpIndexKey)
 	if found {
 		return
 	}
-	be.small = slices.Insert(be.small, i, key)
+	be.small = slices.Insert(be.small, i, newIndexKey(key))
 	if len(be.small) > bigBucket {
-		ed := trie.New(stringKey).Edit()
+		ed := trie.New(indexKeyOf).Edit()
 		for _, k := range be.small {
 			ed.Put(k)
 		}
@@ -118,7 +132,7 @@ func (be *bucketEdit) delete(key string) {
 		be.big.Delete(key)
 		return
 	}
-	if i, found := slices.BinarySearch(be.small, key); found {
+	if i, found := slices.BinarySearchFunc(be.small, key, cmpIndexKey); found {
 		be.small = slices.Delete(be.small, i, i+1)
 	}
 }
@@ -131,22 +145,28 @@ func (be *bucketEdit) done(value string) (indexBucket, bool) {
 		if keys.Len() > smallBucket {
 			return indexBucket{value: value, big: &keys}, true
 		}
-		be.small = make([]string, 0, keys.Len())
-		keys.Each(func(k *string) bool {
-			be.small = append(be.small, *k)
-			return true
-		})
-		slices.Sort(be.small)
+		be.small = bucketKeys(&keys)
 	}
 	if len(be.small) == 0 {
 		return indexBucket{}, false
 	}
 	small := be.small
 	if cap(small) != len(small) {
-		small = make([]string, len(be.small))
+		small = make([]indexKey, len(be.small))
 		copy(small, be.small)
 	}
 	return indexBucket{value: value, small: small}, true
+}
+
+// bucketKeys returns the keys of a big bucket, sorted.
+func bucketKeys(keys *trie.Map[indexKey]) []indexKey {
+	out := make([]indexKey, 0, keys.Len())
+	keys.Each(func(k *indexKey) bool {
+		out = append(out, *k)
+		return true
+	})
+	slices.SortFunc(out, func(a, b indexKey) int { return strings.Compare(a.key, b.key) })
+	return out
 }
 
 // indexEdit makes a new version of one index. Each value's bucket is

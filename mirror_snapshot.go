@@ -91,28 +91,30 @@ func (s *Snapshot[T]) ByIndex(name, value string) []Entry[T] {
 	}
 	keys := b.small
 	if b.big != nil {
-		keys = make([]string, 0, b.big.Len())
-		b.big.Each(func(k *string) bool {
-			keys = append(keys, *k)
-			return true
-		})
-		slices.Sort(keys)
+		keys = bucketKeys(b.big)
 	}
 	return s.entriesAt(keys)
 }
 
 // entriesAt returns the entries at keys, which the snapshot has. It looks
 // them up together, a few at a time, which is faster than one by one.
-func (s *Snapshot[T]) entriesAt(keys []string) []Entry[T] {
+func (s *Snapshot[T]) entriesAt(keys []indexKey) []Entry[T] {
 	es := make([]Entry[T], len(keys))
-	var found [16]*Entry[T]
-	for len(keys) > 0 {
-		k := keys[:min(len(keys), len(found))]
-		s.entries.GetAll(k, found[:])
-		for j := range k {
-			es[len(es)-len(keys)+j] = s.m.own(*found[j])
+	const lanes = 16
+	var (
+		ks    [lanes]string
+		hs    [lanes]uint64
+		found [lanes]*Entry[T]
+	)
+	for done := 0; done < len(keys); done += lanes {
+		part := keys[done:min(len(keys), done+lanes)]
+		for j, k := range part {
+			ks[j], hs[j] = k.key, k.hash
 		}
-		keys = keys[len(k):]
+		s.entries.GetAll(ks[:len(part)], hs[:len(part)], found[:])
+		for j := range part {
+			es[done+j] = s.m.own(*found[j])
+		}
 	}
 	return es
 }

@@ -21,7 +21,6 @@ import (
 type Map[V any] struct {
 	root  *node[V]
 	len   int
-	seed  maphash.Seed
 	keyOf func(*V) string // the key a value is stored at
 
 	testHash func(string) uint64 // replaces maphash in tests that need collisions
@@ -45,10 +44,19 @@ const (
 // new one has its own address.
 type editor struct{ _ byte }
 
+// seed is the one every Map hashes with, so that a key's hash is the same
+// in all of them and a caller can keep it beside the key: see [Hash].
+var seed = maphash.MakeSeed()
+
+// Hash returns the hash every Map of this process places key by. A caller
+// that looks the same keys up often can keep it and give it to
+// [Map.GetAll], which then need not read the keys' bytes.
+func Hash(key string) uint64 { return maphash.String(seed, key) }
+
 // New returns an empty Map whose values are stored at the key keyOf gives.
 // keyOf is called on every lookup, so it should only read a field.
 func New[V any](keyOf func(*V) string) Map[V] {
-	return Map[V]{root: &node[V]{}, seed: maphash.MakeSeed(), keyOf: keyOf}
+	return Map[V]{root: &node[V]{}, keyOf: keyOf}
 }
 
 // Same reports whether t and u are one version: what an edit of one made
@@ -62,7 +70,7 @@ func (t Map[V]) hash(key string) uint64 {
 	if t.testHash != nil {
 		return t.testHash(key)
 	}
-	return maphash.String(t.seed, key)
+	return Hash(key)
 }
 
 // slotBit is the bit of a node's maps for hash h at the given shift.
@@ -99,21 +107,34 @@ const getLanes = 16
 // as long as keys. It answers as many Gets would, faster: it walks the
 // trie for up to 16 keys at once, a level at a time, so that the memory
 // reads of different keys, which do not depend on each other, overlap
-// rather than wait for each other.
-func (t Map[V]) GetAll(keys []string, out []*V) {
+// rather than wait for each other. hashes, when not nil, holds [Hash] of
+// each key, which spares reading the keys to hash them.
+func (t Map[V]) GetAll(keys []string, hashes []uint64, out []*V) {
 	var hs [getLanes]uint64
 	var ns [getLanes]*node[V]
 	for len(keys) > 0 {
 		k := keys[:min(len(keys), getLanes)]
 		for i := range k {
-			hs[i], ns[i] = t.hash(k[i]), t.root
+			if hashes != nil && t.testHash == nil {
+				hs[i] = hashes[i]
+			} else {
+				hs[i] = t.hash(k[i])
+			}
+			ns[i] = t.root
 		}
 		t.getLanes(k, hs[:len(k)], ns[:len(k)], out)
 		keys, out = keys[len(k):], out[len(k):]
+		if hashes != nil {
+			hashes = hashes[len(k):]
+		}
 	}
 }
 
-// getLanes walks ns down the trie for keys, whose hashes are hs.
+// getLanes walks ns down the trie for keys, whose hashes are hs. It
+// first finds, for every key, the one slot that can hold it, and only then
+// reads those slots' keys: the slots are where the trie's memory is
+// coldest, and reading them in a loop of their own lets all those reads be
+// in flight at once rather than one behind each node walk.
 func (t Map[V]) getLanes(keys []string, hs []uint64, ns []*node[V], out []*V) {
 	left := len(keys)
 	for shift := uint(0); left > 0 && shift < trieDepth; shift += trieBits {
@@ -124,10 +145,7 @@ func (t Map[V]) getLanes(keys []string, hs []uint64, ns []*node[V], out []*V) {
 			bit := slotBit(hs[i], shift)
 			switch {
 			case n.leafMap&bit != 0:
-				out[i] = nil
-				if e := &n.leaves[slotIndex(n.leafMap, bit)]; t.keyOf(e) == keys[i] {
-					out[i] = e
-				}
+				out[i] = &n.leaves[slotIndex(n.leafMap, bit)]
 			case n.nodeMap&bit != 0:
 				ns[i] = n.nodes[slotIndex(n.nodeMap, bit)]
 				continue
@@ -141,6 +159,11 @@ func (t Map[V]) getLanes(keys []string, hs []uint64, ns []*node[V], out []*V) {
 	for i, n := range ns {
 		if n != nil {
 			out[i] = n.collision(t.keyOf, keys[i])
+		}
+	}
+	for i, e := range out[:len(keys)] {
+		if e != nil && t.keyOf(e) != keys[i] {
+			out[i] = nil
 		}
 	}
 }

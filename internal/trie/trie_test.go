@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // entry is a value that holds its key, as the Mirror's entries do.
@@ -62,9 +65,7 @@ func TestTrie(t *testing.T) {
 				versions = append(versions, version{tr, maps.Clone(model)})
 			}
 			for i, v := range versions {
-				if !equalTrie(v.t, v.model) {
-					t.Fatalf("version %d changed after later edits", i)
-				}
+				require.True(t, equalTrie(v.t, v.model), "version %d changed after later edits", i)
 			}
 		})
 	}
@@ -83,12 +84,12 @@ func TestTrieEmptied(t *testing.T) {
 		ed.Delete(fmt.Sprint(i))
 	}
 	empty := ed.Done()
-	if empty.len != 0 || empty.root.nodeMap != 0 || len(empty.root.leaves) != 0 || len(empty.root.nodes) != 0 {
-		t.Errorf("after deleting every key: len %d, root %+v; want an empty root", empty.len, *empty.root)
-	}
-	if tr.len != 1000 || tr.Get("999") == nil {
-		t.Errorf("the version before the deletes has len %d, want 1000 with key 999", tr.len)
-	}
+	assert.Zero(t, empty.len, "after deleting every key")
+	assert.Zero(t, empty.root.nodeMap, "after deleting every key: the root's sub-nodes")
+	assert.Empty(t, empty.root.leaves, "after deleting every key: the root's values")
+	assert.Empty(t, empty.root.nodes, "after deleting every key: the root's sub-nodes")
+	assert.Equal(t, 1000, tr.len, "the version before the deletes")
+	assert.NotNil(t, tr.Get("999"), "the version before the deletes")
 }
 
 func checkTrie(t *testing.T, tr Map[entry], model map[string]int) {
@@ -97,13 +98,11 @@ func checkTrie(t *testing.T, tr Map[entry], model map[string]int) {
 		var got []string
 		tr.Each(func(e *entry) bool { got = append(got, fmt.Sprintf("%s=%d", e.Key, e.Value)); return true })
 		slices.Sort(got)
-		t.Fatalf("trie (len %d) = %v, want %d keys %v", tr.len, got, len(model), model)
+		require.Failf(t, "the trie does not hold the model", "trie (len %d) = %v, want %d keys %v", tr.len, got, len(model), model)
 	}
 	for i := range 50 {
 		key := fmt.Sprintf("missing%d", i)
-		if tr.Get(key) != nil {
-			t.Fatalf("get(%q) found an entry that was never put", key)
-		}
+		require.Nil(t, tr.Get(key), "get(%q) found an entry that was never put", key)
 	}
 }
 
@@ -129,7 +128,8 @@ func equalTrie(tr Map[entry], model map[string]int) bool {
 }
 
 // TestGetAll: GetAll answers as Get does, for keys present and missing,
-// also in collision nodes and beyond one batch of lanes.
+// also in collision nodes and beyond one batch of lanes, with the hashes
+// given or not.
 func TestGetAll(t *testing.T) {
 	for _, collide := range []bool{false, true} {
 		tr := newTestMap()
@@ -142,14 +142,16 @@ func TestGetAll(t *testing.T) {
 		}
 		tr = ed.Done()
 		var keys []string
+		var hashes []uint64
 		for i := range 150 {
 			keys = append(keys, strconv.Itoa(i*3%200))
+			hashes = append(hashes, Hash(keys[i]))
 		}
-		out := make([]*entry, len(keys))
-		tr.GetAll(keys, out)
-		for i, k := range keys {
-			if want := tr.Get(k); out[i] != want {
-				t.Errorf("collide=%v: GetAll(%q) = %v, want %v", collide, k, out[i], want)
+		for _, given := range [][]uint64{nil, hashes} {
+			out := make([]*entry, len(keys))
+			tr.GetAll(keys, given, out)
+			for i, k := range keys {
+				require.Same(t, tr.Get(k), out[i], "collide=%v, hashes given=%v: GetAll(%q)", collide, given != nil, k)
 			}
 		}
 	}
@@ -185,7 +187,7 @@ func BenchmarkGet(b *testing.B) {
 	b.Run("impl=getall", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
-			tr.GetAll(sets[i%len(sets)], out)
+			tr.GetAll(sets[i%len(sets)], nil, out)
 			i++
 		}
 	})
