@@ -67,10 +67,10 @@ type indexBucket struct {
 	big   *trie.Map[indexKey] // nil while the keys are few
 }
 
-// indexKey is an indexed entry's key with its [trie.Hash]: with the hash
+// indexKey is an indexed entry's key with its [trie.Hash]. With the hash
 // at hand, [Snapshot.ByIndex] finds the entries without reading their keys'
-// bytes to hash them, which costs a cache miss per key more than the 8
-// bytes it keeps. The key's string is the entry's, so it adds no copy.
+// bytes to hash them, a cache miss per key saved for 8 bytes per key kept.
+// The key's string is the entry's, so it adds no copy of the bytes.
 type indexKey struct {
 	key  string
 	hash uint64
