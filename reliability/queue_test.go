@@ -73,11 +73,13 @@ func produce(ctx context.Context, q *etcdkit.Queue[string], n int, d *deliveries
 
 // consume dequeues until ctx ends, acknowledging each item after a short
 // "processing" time; an Ack whose outcome is unknown is tried again.
-func consume(ctx context.Context, c *faultyClient, q *etcdkit.Queue[string], d *deliveries, st *queueStats) {
+func consume(ctx context.Context, c *faultyClient, q *etcdkit.Queue[string], d *deliveries, st *queueStats, log *activityLog) {
 	for ctx.Err() == nil {
 		dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		start := time.Now()
 		it, err := q.Dequeue(dctx)
 		cancel()
+		log.add(c.name, "dequeue "+it.Value, start, err)
 		if err != nil {
 			// Even one that ran out of time may have taken an item: its
 			// answer may have been what was late.
@@ -88,16 +90,18 @@ func consume(ctx context.Context, c *faultyClient, q *etcdkit.Queue[string], d *
 		d.deliver(c.name, it)
 		c.busy.Store(true)
 		sleepCtx(ctx, time.Duration(rand.IntN(300))*time.Millisecond)
-		ackBounded(ctx, it, st)
+		ackBounded(ctx, c.name, it, st, log)
 		c.busy.Store(false)
 	}
 }
 
-func ackBounded(ctx context.Context, it etcdkit.Item[string], st *queueStats) {
+func ackBounded(ctx context.Context, consumer string, it etcdkit.Item[string], st *queueStats, log *activityLog) {
 	for range 5 {
 		actx, cancel := opCtx(context.WithoutCancel(ctx))
+		start := time.Now()
 		err := it.Ack(actx)
 		cancel()
+		log.add(consumer, "ack "+it.Value, start, err)
 		if err == nil {
 			return
 		}
@@ -120,6 +124,7 @@ func testQueueDelivery(t *testing.T, atLeastOnce bool) {
 	prefix := "rq/"
 	clients := newFaultyClients(t, cl, 3)
 	d := newDeliveries()
+	log := newActivityLog(time.Now())
 	var st queueStats
 	n := budget(150, 800) // what three consumers that each take up to 0.3 s per item can drain while cut off half the time
 
@@ -138,22 +143,24 @@ func testQueueDelivery(t *testing.T, atLeastOnce bool) {
 		q, err := etcdkit.NewQueue(c.cli, prefix, etcdkit.String(), opts...)
 		require.NoError(t, err)
 		queues[i] = q
-		consumers.Go(func() { consume(consumeCtx, c, queues[i], d, &st) })
+		consumers.Go(func() { consume(consumeCtx, c, queues[i], d, &st, log) })
 	}
 	var inj injector
 	inj.runClients(t, clients, allClientFaults, queueTTL, budget(16, 400), budget(600*time.Millisecond, 400*time.Millisecond), faultCtx.Done())
 	producers.Wait()
 	healed := time.Now()
 	raw := cl.RawClient(t)
+	deadline, _ := consumeCtx.Deadline()
 	for consumeCtx.Err() == nil && len(queueLeft(t, raw, prefix)) > 0 {
+		if time.Until(deadline) < time.Second {
+			// The consumers are not draining the queue: show where they
+			// are while they still run, and what they did last.
+			t.Logf("queue not drained; the consumers now:\n%s\nwhat they did last:\n%s", consumerStacks(), log)
+			break
+		}
 		sleepCtx(consumeCtx, 200*time.Millisecond)
 	}
 	drained := time.Since(healed)
-	if len(queueLeft(t, raw, prefix)) > 0 {
-		// The consumers did not drain the queue: show where they are.
-		buf := make([]byte, 4<<20)
-		t.Logf("queue not drained; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
-	}
 	stopConsumers()
 	consumers.Wait()
 
@@ -202,6 +209,55 @@ func testQueueDelivery(t *testing.T, atLeastOnce bool) {
 			assert.Greater(t, revs[i], revs[i-1], "%s was handed items out of the order they were enqueued in", consumer)
 		}
 	}
+}
+
+// activityLog keeps the last calls of each consumer, for a failure to
+// say what they were doing.
+type activityLog struct {
+	mu    sync.Mutex
+	start time.Time
+	last  map[string][]string
+}
+
+func newActivityLog(start time.Time) *activityLog {
+	return &activityLog{start: start, last: map[string][]string{}}
+}
+
+// add records one call that began at start and returned err.
+func (l *activityLog) add(consumer, call string, start time.Time, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	line := fmt.Sprintf("%s: %s at %v for %v: %v", consumer, call,
+		start.Sub(l.start).Round(time.Millisecond), time.Since(start).Round(time.Millisecond), err)
+	const keep = 12
+	l.last[consumer] = append(l.last[consumer], line)
+	if n := len(l.last[consumer]); n > keep {
+		l.last[consumer] = l.last[consumer][n-keep:]
+	}
+}
+
+func (l *activityLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, lines := range l.last {
+		for _, line := range lines {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
+
+// consumerStacks returns the stacks of the goroutines running consume.
+func consumerStacks() string {
+	buf := make([]byte, 8<<20)
+	var out []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "reliability_test.consume") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
 
 // queueLeft returns the ids still in the queue's items, each with whether
