@@ -30,7 +30,9 @@ type Live[T any] struct {
 	// copyLoad is loadCopy when values need a copy, else nil. Load calls
 	// it as a func value, which keeps Load within the inlining budget (a
 	// method call does not): the other codecs pay nothing for the copy.
-	copyLoad func() T
+	// It is a method expression, not a method value, which would be an
+	// allocation per Live.
+	copyLoad func(*Live[T]) T
 	cur      atomic.Pointer[liveValue[T]]
 	seen     int64 // ModRevision of the last value applied or rejected; -1: missing
 
@@ -62,14 +64,14 @@ func (kv *KV[T]) Follow(ctx context.Context, key string, opts ...FollowOption[T]
 	if err != nil {
 		return nil, err
 	}
-	l := &Live[T]{kv: kv, key: key, spec: spec, seen: -2, clone: clonerOf(kv.codec)}
+	l := &Live[T]{kv: kv, key: key, spec: spec, seen: -2, clone: kv.clone}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.applyFollow(&l.opts)
 		}
 	}
 	if l.clone != nil {
-		l.copyLoad = l.loadCopy
+		l.copyLoad = (*Live[T]).loadCopy
 	}
 	if l.opts.def != nil {
 		// The default is the caller's slice too: keep a copy of it.
@@ -97,7 +99,7 @@ func (l *Live[T]) Load() T {
 	if l.copyLoad == nil {
 		return l.cur.Load().v
 	}
-	return l.copyLoad()
+	return l.copyLoad(l)
 }
 
 // loadCopy is Load for a codec with a clone.

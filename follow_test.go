@@ -1,14 +1,21 @@
 package etcdkit_test
 
 import (
+	"context"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/etcdtest"
 )
 
 type testConfig struct {
@@ -112,4 +119,84 @@ func TestFollowFailures(t *testing.T) {
 	waitClosed(t, live.Done(), time.Second, "Done after Client.Close")
 	assert.ErrorIs(t, live.Err(), etcdkit.ErrClosed, "Err() after Client.Close")
 	assert.Equal(t, 1, live.Load().Port, "Load() after Close, want the last value")
+}
+
+// watchMetadata records the outgoing metadata of a client's watch streams.
+type watchMetadata struct {
+	mu  sync.Mutex
+	mds []metadata.MD
+}
+
+func (w *watchMetadata) intercept(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
+	streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	if strings.HasSuffix(method, "/Watch") {
+		md, _ := metadata.FromOutgoingContext(ctx)
+		w.mu.Lock()
+		w.mds = append(w.mds, md)
+		w.mu.Unlock()
+	}
+	return streamer(ctx, desc, cc, method, opts...)
+}
+
+func (w *watchMetadata) streams() []metadata.MD {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.mds)
+}
+
+// A member cut off from its cluster must cancel a watch rather than go
+// silent: every watch stream carries clientv3's require-leader metadata,
+// alongside the metadata of the caller's ctx when it has some.
+func TestFollowWatchRequiresLeader(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		md    metadata.MD // of the caller's ctx
+		start func(ctx context.Context, kv *etcdkit.KV[string]) (stop func(), err error)
+	}{
+		{"follow", nil, startFollow},
+		{"follow with metadata", metadata.Pairs("x-caller", "a"), startFollow},
+		{"watch", nil, startWatch},
+		{"watch with metadata", metadata.Pairs("x-caller", "a"), startWatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rec := &watchMetadata{}
+			cli := testServer.Client(t, etcdtest.WithClientConfig(func(c *etcdkit.Config) {
+				c.StreamInterceptors = append(c.StreamInterceptors, rec.intercept)
+			}))
+			kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
+			ctx := testCtx(t)
+			_, err := kv.Put(ctx, "k", "v")
+			require.NoError(t, err)
+			if tc.md != nil {
+				ctx = metadata.NewOutgoingContext(ctx, tc.md)
+			}
+			stop, err := tc.start(ctx, kv)
+			require.NoError(t, err)
+			defer stop()
+			streams := rec.streams()
+			require.Len(t, streams, 1, "watch streams opened")
+			assert.Equal(t, []string{"true"}, streams[0].Get("hasleader"), "require-leader metadata")
+			if tc.md != nil {
+				assert.Equal(t, []string{"a"}, streams[0].Get("x-caller"), "the caller's metadata")
+			}
+		})
+	}
+}
+
+func startFollow(ctx context.Context, kv *etcdkit.KV[string]) (func(), error) {
+	l, err := kv.Follow(ctx, "k")
+	if err != nil {
+		return nil, err
+	}
+	return l.Close, nil
+}
+
+func startWatch(ctx context.Context, kv *etcdkit.KV[string]) (func(), error) {
+	w := kv.Watch(ctx, etcdkit.WatchKey("k"))
+	if w.Err() != nil {
+		return nil, w.Err()
+	}
+	return w.Close, nil
 }

@@ -19,6 +19,7 @@ type KV[T any] struct {
 	c      *Client
 	prefix string
 	codec  Codec[T]
+	clone  func(T) T // the codec's clone, nil when values need no copy
 }
 
 // Entry is a key with its decoded value and etcd's metadata for it.
@@ -35,7 +36,8 @@ type Entry[T any] struct {
 // separator is added: with prefix "users/", key "alice" is "users/alice".
 // A nil codec is reported by every call with [ErrInvalidArgument].
 func NewKV[T any](c *Client, prefix string, codec Codec[T]) *KV[T] {
-	return &KV[T]{c: c, prefix: prefix, codec: codec}
+	// The clone is taken once: each handle that copies values shares it.
+	return &KV[T]{c: c, prefix: prefix, codec: codec, clone: clonerOf(codec)}
 }
 
 // Prefix returns the prefix the KV's keys live under.

@@ -119,7 +119,7 @@ func (kv *KV[T]) Mirror(ctx context.Context, opts ...MirrorOption[T]) (*Mirror[T
 		return nil, err
 	}
 	spec.stream = "mirror-" + strconv.FormatUint(mirrorStreams.Add(1), 10)
-	m := &Mirror[T]{kv: kv, spec: spec, changed: make(chan struct{}), clone: clonerOf(kv.codec)}
+	m := &Mirror[T]{kv: kv, spec: spec, changed: make(chan struct{}), clone: kv.clone}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.applyMirror(&m.opts)

@@ -240,7 +240,7 @@ func (h TxKV[T]) Get(key string) (T, error) {
 		return zero, &opError{op: "get", key: h.kv.prefix + key, err: ErrNotFound}
 	}
 	e, err := h.kv.entry(p)
-	return own(clonerOf(h.kv.codec), e.Value), err
+	return own(h.kv.clone, e.Value), err
 }
 
 // Put stores v at key when the transaction commits, as [KV.Put] does. An

@@ -248,8 +248,8 @@ func (kv *KV[T]) watchSpec(op string, o watchOptions) (watchSpec, error) {
 		if err := kv.check(op, o.key); err != nil {
 			return watchSpec{}, err
 		}
-		return watchSpec{c: kv.c, key: kv.prefix + o.key, name: kv.prefix + o.key, prevKV: o.prevKV,
-			pfx: kv.prefix, rel: o.key}, nil
+		full := kv.prefix + o.key // one string for both: a Follow keeps it
+		return watchSpec{c: kv.c, key: full, name: full, prevKV: o.prevKV, pfx: kv.prefix, rel: o.key}, nil
 	}
 	if err := kv.c.checkOpen(op, kv.prefix); err != nil {
 		return watchSpec{}, err
@@ -282,11 +282,38 @@ const streamMetadata = "etcdkit-watch-stream"
 // streamCtx returns ctx with what picks the watch's gRPC stream: clientv3
 // shares one stream among the watches whose ctx carry the same metadata.
 func (s watchSpec) streamCtx(ctx context.Context) context.Context {
-	ctx = clientv3.WithRequireLeader(ctx)
+	ctx = requireLeader(ctx)
 	if s.stream != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, streamMetadata, s.stream)
 	}
 	return ctx
+}
+
+// leaderMetadata holds the outgoing metadata of clientv3.WithRequireLeader
+// and nothing else. gRPC never changes the metadata of a ctx, so every
+// watch can share it.
+var leaderMetadata = clientv3.WithRequireLeader(context.Background())
+
+// requireLeader is clientv3.WithRequireLeader(ctx). That makes a metadata
+// map per call, which a watch keeps as long as it lasts (about 0.5 KB, a
+// good part of a Follow's memory): a ctx without metadata of its own gets
+// the shared one instead.
+func requireLeader(ctx context.Context) context.Context {
+	if _, ok := metadata.FromOutgoingContext(ctx); ok {
+		return clientv3.WithRequireLeader(ctx) // merged with the caller's
+	}
+	return leaderCtx{ctx}
+}
+
+// leaderCtx is a ctx with leaderMetadata added: its parent has no outgoing
+// metadata, and leaderMetadata has no other value.
+type leaderCtx struct{ context.Context }
+
+func (c leaderCtx) Value(key any) any {
+	if v := leaderMetadata.Value(key); v != nil {
+		return v
+	}
+	return c.Context.Value(key)
 }
 
 // watchHandler receives what a watch sees.

@@ -24,7 +24,8 @@ import (
 // following it has applied it. Each reports, per key followed, the watch
 // create requests the client sent (watches/key: each is a watcher on the
 // server), the watch streams it opened, the heap held and the goroutines
-// running; all measured once the handles have started.
+// running and their stacks (stack-B/key: the runtime's stack memory, which
+// heap-B/key leaves out); all measured once the handles have started.
 func BenchmarkScaleFollow(b *testing.B) {
 	for _, n := range []int{10, 100, 1_000} {
 		b.Run("keys="+sizeName(n), func(b *testing.B) {
@@ -74,7 +75,7 @@ func runFollow(b *testing.B, kv *etcdkit.KV[[]byte], n int, x followImpl) {
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	heap, goroutines, before := ms.HeapAlloc, runtime.NumGoroutine(), x.count.read()
+	heap, stack, goroutines, before := ms.HeapAlloc, ms.StackInuse, runtime.NumGoroutine(), x.count.read()
 	stop, err := x.start(seen)
 	require.NoError(b, err)
 	defer stop()
@@ -90,6 +91,7 @@ func runFollow(b *testing.B, kv *etcdkit.KV[[]byte], n int, x followImpl) {
 	runtime.ReadMemStats(&ms)
 	d := x.count.read().minus(before)
 	heldHeap, heldGoroutines := float64(ms.HeapAlloc)-float64(heap), runtime.NumGoroutine()-goroutines
+	heldStack := float64(ms.StackInuse) - float64(stack)
 	rnd := rand.New(rand.NewPCG(uint64(n), 2))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -105,6 +107,7 @@ func runFollow(b *testing.B, kv *etcdkit.KV[[]byte], n int, x followImpl) {
 	// After the timing: ResetTimer deletes metrics reported before it.
 	perKey := func(v float64) float64 { return v / float64(n) }
 	b.ReportMetric(perKey(heldHeap), "heap-B/key")
+	b.ReportMetric(perKey(heldStack), "stack-B/key")
 	b.ReportMetric(perKey(float64(heldGoroutines)), "goroutines/key")
 	b.ReportMetric(perKey(float64(d.watchCreates)), "watches/key")
 	b.ReportMetric(float64(d.streams), "streams")
