@@ -70,7 +70,8 @@ type Operation struct {
 // OpLock names [Client.Lock] and [Client.TryLock] and the holds of a
 // [Semaphore] or [RWMutex]; OpCampaign names [Client.Campaign] and each
 // campaign of [Client.RunAsLeader]; OpWatch and OpMirror end once the watch
-// is set up or the mirror has its first listing, not when they stop.
+// is set up or the mirror has its first listing, and OpFollow ([KV.Follow])
+// once its first read is applied and its watch set up, not when they stop.
 const (
 	OpGet              = "get"
 	OpList             = "list"
@@ -86,6 +87,7 @@ const (
 	OpDeleteMany       = "delete_many"
 	OpWatch            = "watch"
 	OpMirror           = "mirror"
+	OpFollow           = "follow"
 	OpLeaseGrant       = "lease_grant"
 	OpLeaseRevoke      = "lease_revoke"
 	OpLock             = "lock"

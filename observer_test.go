@@ -142,6 +142,11 @@ func TestObserver_Operations(t *testing.T) {
 	m, err := kv.Mirror(ctx)
 	require.NoError(t, err)
 	m.Close()
+	_, err = kv.Put(ctx, "f", "1")
+	require.NoError(t, err)
+	live, err := kv.Follow(ctx, "f")
+	require.NoError(t, err)
+	live.Close()
 
 	lease, err := cli.Grant(ctx, 5*time.Second)
 	require.NoError(t, err)
@@ -179,6 +184,7 @@ func TestObserver_Operations(t *testing.T) {
 		{etcdkit.OpDeleteMany, prefix, true},
 		{etcdkit.OpWatch, prefix, false},
 		{etcdkit.OpMirror, prefix, true},
+		{etcdkit.OpFollow, prefix, true},
 		{etcdkit.OpLeaseGrant, "", true},
 		{etcdkit.OpLeaseRevoke, "", false},
 		{etcdkit.OpLock, prefix + "lock", true},
@@ -238,6 +244,54 @@ func TestObserver_OperationError(t *testing.T) {
 	require.Len(t, ops, 1)
 	assert.ErrorIs(t, ops[0].Err, etcdkit.ErrNotFound)
 	assert.Zero(t, ops[0].Revision)
+}
+
+// TestObserver_Follow: Follow is one operation, from its first read until
+// the Live is ready or Follow fails: named follow, with the KV's prefix, the
+// key, the revision it read at and the error Follow returned.
+func TestObserver_Follow(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		present bool
+	}{
+		{"present", true},
+		{"missing", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cli, rec := observed(t)
+			ctx := testCtx(t)
+			kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
+			before, err := kv.Put(ctx, "before", "x") // a revision Follow's read comes after
+			require.NoError(t, err)
+			if tc.present {
+				_, err = kv.Put(ctx, "cfg", "v1")
+				require.NoError(t, err)
+			}
+
+			live, err := kv.Follow(ctx, "cfg")
+			if tc.present {
+				require.NoError(t, err)
+				live.Close()
+			} else {
+				require.ErrorIs(t, err, etcdkit.ErrNotFound)
+			}
+
+			ops := rec.ended(etcdkit.OpFollow)
+			require.Len(t, ops, 1, "follow operations ended")
+			op := ops[0]
+			assert.Equal(t, kv.Prefix(), op.Prefix, "prefix")
+			assert.Equal(t, "cfg", op.Key, "key, relative to the prefix")
+			assert.GreaterOrEqual(t, op.Revision, before, "the revision Follow read at")
+			assert.Equal(t, err, op.Err, "the error Follow returned")
+			assert.Contains(t, serverAddrs(t), op.Server)
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			starts := slices.DeleteFunc(slices.Clone(rec.starts), func(op etcdkit.Operation) bool { return op.Name != etcdkit.OpFollow })
+			assert.Len(t, starts, 1, "follow operations started")
+		})
+	}
 }
 
 // TestObserver_UpdateConflict: an Update that finds the key changed under

@@ -86,6 +86,14 @@ func TestOperationSpans(t *testing.T) {
 			m.Close()
 			return nil
 		}},
+		{etcdkit.OpFollow, pfx, func() error {
+			l, err := kv.Follow(ctx, "a")
+			if err != nil {
+				return err
+			}
+			l.Close()
+			return nil
+		}},
 		{etcdkit.OpLeaseGrant, "", func() error {
 			l, err := cli.Grant(ctx, 5*time.Second)
 			if err != nil {
