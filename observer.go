@@ -59,7 +59,12 @@ type Operation struct {
 	// failed before reaching etcd. Set for OperationEnd only.
 	Revision int64
 	// Retries counts the attempts after the first: the conflicts Update
-	// and Atomically retried. Set for OperationEnd.
+	// and Atomically retried, a lock's (semaphore's, RWMutex's, campaign's)
+	// join sent again on a new lease after its lease was found gone, a
+	// semaphore's limit stored again after a store that did not commit, a
+	// Dequeue's reads of the queue again after other consumers took what
+	// it found, an Enqueue's append sent again after another writer took
+	// its number. Set for OperationEnd.
 	Retries int
 	// Err is the error the operation returned, nil on success. Set for
 	// OperationEnd only.

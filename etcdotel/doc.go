@@ -19,7 +19,7 @@
 //	server.port          its port (absent for a unix socket)
 //	error.type           on failure: not_found, conflict, unavailable, … (see below)
 //	etcd.revision        the store's revision the operation saw or made
-//	etcdkit.retries      the attempts after the first (conflicts retried by Update)
+//	etcdkit.retries      the attempts after the first (etcdkit.Operation.Retries: conflicts retried by Update, a lock's join sent again…)
 //
 // Each operation's duration goes to the histogram
 // db.client.operation.duration (seconds, with the buckets the conventions
