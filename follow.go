@@ -80,16 +80,31 @@ func (kv *KV[T]) Follow(ctx context.Context, key string, opts ...FollowOption[T]
 	if l.task, err = kv.c.newTask(ctx, "follow", spec.name); err != nil {
 		return nil, err
 	}
-	rev, err := l.load(l.task.ctx, true)
+	// Observed with the task's ctx, as a Mirror's first listing is: only
+	// the first read runs in the observation, not the following after it.
+	lctx, o := kv.c.opStart(l.task.ctx, OpFollow, kv.prefix, key)
+	rev, conn, err := l.start(lctx)
+	o.end(rev, err)
 	if err != nil {
-		return nil, l.task.fail("follow", spec.name, err)
-	}
-	conn, err := spec.establish(l.task.ctx, "follow", rev+1)
-	if err != nil {
-		return nil, l.task.fail("follow", spec.name, err)
+		return nil, err
 	}
 	l.task.start(func(ctx context.Context) { l.run(ctx, rev, conn) })
 	return l, nil
+}
+
+// start reads the key with ctx and sets up the watch from the revision
+// after the read's. On failure it fails the task and returns what Follow
+// returns.
+func (l *Live[T]) start(ctx context.Context) (int64, watchConn, error) {
+	rev, err := l.load(ctx, true)
+	if err != nil {
+		return rev, watchConn{}, l.task.fail("follow", l.spec.name, err)
+	}
+	conn, err := l.spec.establish(l.task.ctx, "follow", rev+1)
+	if err != nil {
+		return rev, watchConn{}, l.task.fail("follow", l.spec.name, err)
+	}
+	return rev, conn, nil
 }
 
 // Load returns the current value, or the default while the key is missing.

@@ -251,6 +251,7 @@ func (c *Client) enqueue(ctx context.Context, opts []LockOption, q queueSpec) (*
 			if isLeaseGone(err) && attempt < 2 {
 				pool.release(s, q.regName)
 				pool.discard(s)
+				retriedIn(ctx)
 				continue
 			}
 			// The put may have been applied though its answer was lost (a

@@ -63,7 +63,19 @@ func (c *Client) startObservation(ctx context.Context, name, prefix, key string)
 // retried counts one more attempt after the first.
 func (o *observation) retried() {
 	if o != nil {
+		o.mu.Lock()
 		o.op.Retries++
+		o.mu.Unlock()
+	}
+}
+
+// retriedIn counts one more attempt of the operation observed in ctx, if
+// any. Retry loops deep inside an operation (a lock's join, a queue's
+// read) are handed its ctx, not its observation; without an Observer, ctx
+// holds none and this costs a lookup and nothing else.
+func retriedIn(ctx context.Context) {
+	if o, ok := ctx.Value(observationKey{}).(*observation); ok {
+		o.retried()
 	}
 }
 

@@ -59,7 +59,12 @@ type Operation struct {
 	// failed before reaching etcd. Set for OperationEnd only.
 	Revision int64
 	// Retries counts the attempts after the first: the conflicts Update
-	// and Atomically retried. Set for OperationEnd.
+	// and Atomically retried, a lock's (semaphore's, RWMutex's, campaign's)
+	// join sent again on a new lease after its lease was found gone, a
+	// semaphore's limit stored again after a store that did not commit, a
+	// Dequeue's reads of the queue again after other consumers took what
+	// it found, an Enqueue's append sent again after another writer took
+	// its number. Set for OperationEnd.
 	Retries int
 	// Err is the error the operation returned, nil on success. Set for
 	// OperationEnd only.
@@ -70,7 +75,8 @@ type Operation struct {
 // OpLock names [Client.Lock] and [Client.TryLock] and the holds of a
 // [Semaphore] or [RWMutex]; OpCampaign names [Client.Campaign] and each
 // campaign of [Client.RunAsLeader]; OpWatch and OpMirror end once the watch
-// is set up or the mirror has its first listing, not when they stop.
+// is set up or the mirror has its first listing, and OpFollow ([KV.Follow])
+// once its first read is applied and its watch set up, not when they stop.
 const (
 	OpGet              = "get"
 	OpList             = "list"
@@ -86,6 +92,7 @@ const (
 	OpDeleteMany       = "delete_many"
 	OpWatch            = "watch"
 	OpMirror           = "mirror"
+	OpFollow           = "follow"
 	OpLeaseGrant       = "lease_grant"
 	OpLeaseRevoke      = "lease_revoke"
 	OpLock             = "lock"

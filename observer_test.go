@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -142,6 +144,11 @@ func TestObserver_Operations(t *testing.T) {
 	m, err := kv.Mirror(ctx)
 	require.NoError(t, err)
 	m.Close()
+	_, err = kv.Put(ctx, "f", "1")
+	require.NoError(t, err)
+	live, err := kv.Follow(ctx, "f")
+	require.NoError(t, err)
+	live.Close()
 
 	lease, err := cli.Grant(ctx, 5*time.Second)
 	require.NoError(t, err)
@@ -179,6 +186,7 @@ func TestObserver_Operations(t *testing.T) {
 		{etcdkit.OpDeleteMany, prefix, true},
 		{etcdkit.OpWatch, prefix, false},
 		{etcdkit.OpMirror, prefix, true},
+		{etcdkit.OpFollow, prefix, true},
 		{etcdkit.OpLeaseGrant, "", true},
 		{etcdkit.OpLeaseRevoke, "", false},
 		{etcdkit.OpLock, prefix + "lock", true},
@@ -238,6 +246,54 @@ func TestObserver_OperationError(t *testing.T) {
 	require.Len(t, ops, 1)
 	assert.ErrorIs(t, ops[0].Err, etcdkit.ErrNotFound)
 	assert.Zero(t, ops[0].Revision)
+}
+
+// TestObserver_Follow: Follow is one operation, from its first read until
+// the Live is ready or Follow fails: named follow, with the KV's prefix, the
+// key, the revision it read at and the error Follow returned.
+func TestObserver_Follow(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		present bool
+	}{
+		{"present", true},
+		{"missing", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cli, rec := observed(t)
+			ctx := testCtx(t)
+			kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
+			before, err := kv.Put(ctx, "before", "x") // a revision Follow's read comes after
+			require.NoError(t, err)
+			if tc.present {
+				_, err = kv.Put(ctx, "cfg", "v1")
+				require.NoError(t, err)
+			}
+
+			live, err := kv.Follow(ctx, "cfg")
+			if tc.present {
+				require.NoError(t, err)
+				live.Close()
+			} else {
+				require.ErrorIs(t, err, etcdkit.ErrNotFound)
+			}
+
+			ops := rec.ended(etcdkit.OpFollow)
+			require.Len(t, ops, 1, "follow operations ended")
+			op := ops[0]
+			assert.Equal(t, kv.Prefix(), op.Prefix, "prefix")
+			assert.Equal(t, "cfg", op.Key, "key, relative to the prefix")
+			assert.GreaterOrEqual(t, op.Revision, before, "the revision Follow read at")
+			assert.Equal(t, err, op.Err, "the error Follow returned")
+			assert.Contains(t, serverAddrs(t), op.Server)
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			starts := slices.DeleteFunc(slices.Clone(rec.starts), func(op etcdkit.Operation) bool { return op.Name != etcdkit.OpFollow })
+			assert.Len(t, starts, 1, "follow operations started")
+		})
+	}
 }
 
 // TestObserver_UpdateConflict: an Update that finds the key changed under
@@ -551,4 +607,132 @@ func TestObserver_QueueDepth(t *testing.T) {
 	d := rec.notice(t, etcdkit.NoticeQueueDepth)
 	assert.Equal(t, n, d.Value)
 	assert.Equal(t, testPrefix(t), d.Prefix)
+}
+
+// endedOnce returns the one operation named name that ended.
+func (r *recorder) endedOnce(t testing.TB, name string) etcdkit.Operation {
+	t.Helper()
+	ops := r.ended(name)
+	require.Len(t, ops, 1, "%s operations ended", name)
+	return ops[0]
+}
+
+// TestObserver_LockJoinRetries: a lock whose join finds its session's lease
+// gone joins again on a new lease, and that second join counts as a retry.
+func TestObserver_LockJoinRetries(t *testing.T) {
+	t.Parallel()
+	cli, rec := observed(t)
+	raw := testServer.RawClient(t)
+	ctx := testCtx(t)
+	name := lockName(t)
+	// A long TTL: the session's keep-alive does not hear of the revoke
+	// before the second Lock picks the session.
+	ttl := etcdkit.LockTTL(time.Minute)
+	l, err := cli.Lock(ctx, name, ttl)
+	require.NoError(t, err)
+	resp, err := raw.Get(ctx, l.Key())
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1, "the lock's key")
+	require.NoError(t, l.Unlock(ctx))
+	assert.Zero(t, rec.endedOnce(t, etcdkit.OpLock).Retries, "a join that succeeded at once")
+
+	_, err = raw.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+	require.NoError(t, err)
+	l, err = cli.Lock(ctx, name, ttl)
+	require.NoError(t, err)
+	require.NoError(t, l.Unlock(ctx))
+	ops := rec.ended(etcdkit.OpLock)
+	require.Len(t, ops, 2)
+	assert.Equal(t, 1, ops[1].Retries, "the join sent again on a new lease")
+	assert.NoError(t, ops[1].Err)
+}
+
+// TestObserver_SemaphoreLimitRetries: a store of a semaphore's limit that
+// did not commit is sent again, and counts as a retry; one that committed
+// though its answer was lost is settled by a read, and does not.
+func TestObserver_SemaphoreLimitRetries(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		outcome etcdtest.Outcome // 0: no fault
+		retries int
+	}{
+		{0, 0},
+		{etcdtest.FailBeforeSend, 1},
+		{etcdtest.CommitThenFail, 0},
+	} {
+		t.Run(tc.outcome.String(), func(t *testing.T) {
+			t.Parallel()
+			f := etcdtest.NewFaults()
+			cli, rec := observed(t, etcdtest.WithFaults(f))
+			sem, err := cli.Semaphore(lockName(t), 2)
+			require.NoError(t, err)
+			if tc.outcome != 0 {
+				f.Inject(etcdtest.RPCTxn, tc.outcome, 1, 0) // the limit's store, the first Txn
+			}
+			h, err := sem.Acquire(testCtx(t))
+			require.NoError(t, err)
+			require.NoError(t, h.Unlock(testCtx(t)))
+			if tc.outcome != 0 {
+				require.EqualValues(t, 1, f.Injected(), "the fault was used")
+			}
+			op := rec.endedOnce(t, etcdkit.OpLock)
+			assert.Equal(t, tc.retries, op.Retries, "retries")
+			assert.NoError(t, op.Err)
+		})
+	}
+}
+
+// TestObserver_EnqueueRetries: an Enqueue whose number is taken (a key
+// written by hand) appends again at the next number, and counts a retry.
+func TestObserver_EnqueueRetries(t *testing.T) {
+	t.Parallel()
+	cli, rec := observed(t)
+	ctx := testCtx(t)
+	prefix := runPrefix(t)
+	q := newQueue(t, cli, prefix, etcdkit.String())
+	_, err := testServer.RawClient(t).Put(ctx, prefix+"items/00000000000000000001", `"by hand"`)
+	require.NoError(t, err)
+	key, err := q.Enqueue(ctx, "job")
+	require.NoError(t, err)
+	assert.Equal(t, "items/00000000000000000002", key, "the number after the taken one")
+	assert.Equal(t, 1, rec.endedOnce(t, etcdkit.OpEnqueue).Retries, "retries")
+	_, err = q.Enqueue(ctx, "job 2")
+	require.NoError(t, err)
+	assert.Zero(t, rec.ended(etcdkit.OpEnqueue)[1].Retries, "an Enqueue whose first attempt succeeds")
+}
+
+// TestObserver_DequeueRetries: a Dequeue that finds its item taken by
+// another consumer reads the queue again, and counts a retry.
+func TestObserver_DequeueRetries(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	prefix := runPrefix(t)
+	raw := testServer.RawClient(t)
+	var stolen atomic.Bool
+	// Before the consumer's first take is sent, another takes the item.
+	steal := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if strings.HasSuffix(method, "/Txn") && stolen.CompareAndSwap(false, true) {
+			if _, err := raw.Delete(ctx, prefix+"items/", clientv3.WithPrefix()); err != nil {
+				return err
+			}
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	cli, rec := observed(t, etcdtest.WithClientConfig(func(cfg *etcdkit.Config) {
+		cfg.UnaryInterceptors = append(cfg.UnaryInterceptors, steal)
+	}))
+	_, err := newQueue(t, newClient(t), prefix, etcdkit.String()).Enqueue(ctx, "job")
+	require.NoError(t, err)
+
+	_, err = newQueue(t, cli, prefix, etcdkit.String()).TryDequeue(ctx)
+	require.ErrorIs(t, err, etcdkit.ErrNotFound, "the item was taken by another")
+	require.True(t, stolen.Load())
+	assert.Equal(t, 1, rec.endedOnce(t, etcdkit.OpDequeue).Retries, "retries")
+}
+
+// runPrefix is testPrefix made unique to this run of the test, for a test
+// that needs its prefix empty when run again with -count.
+func runPrefix(t testing.TB) string {
+	return testPrefix(t) + strconv.FormatInt(time.Now().UnixNano(), 36) + "/"
 }

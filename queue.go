@@ -268,6 +268,7 @@ func (q *Queue[T]) take1(ctx context.Context, wait bool) (Item[T], error) {
 			return it, err
 		}
 		if len(v.free) > 0 || len(v.orphans) > 0 {
+			retriedIn(ctx)
 			continue // others were first: read the queue again
 		}
 		if !wait {

@@ -132,6 +132,7 @@ func (sem *Semaphore) agree(ctx context.Context, op string) error {
 				return opErr(op, sem.name, err)
 			}
 			if len(kvs) == 0 {
+				retriedIn(ctx)
 				continue // the store did not commit (yet): try again
 			}
 		}

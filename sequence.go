@@ -53,7 +53,10 @@ func (kv *KV[T]) Append(ctx context.Context, v T) (string, int64, error) {
 // costs one read and one write whatever the number of keys under prefix.
 func appendSeq(ctx context.Context, c *Client, op, counter, prefix, val string) (string, int64, error) {
 	var taken uint64 // the highest number found in use although the counter was below it
-	for range maxAppendAttempts {
+	for attempt := range maxAppendAttempts {
+		if attempt > 0 {
+			retriedIn(ctx) // Enqueue's, when it is observed
+		}
 		if err := ctx.Err(); err != nil {
 			return "", 0, &opError{op: op, key: prefix, err: err}
 		}

@@ -21,6 +21,12 @@ const (
 	RevisionKey = attribute.Key("etcd.revision")
 	// RetriesKey counts an operation's attempts after the first.
 	RetriesKey = attribute.Key("etcdkit.retries")
+	// OutcomeKey is the answer an operation gave that is no failure, named
+	// as [ErrorType] names its error: "not_found" for a Get of a missing
+	// key, "exists" for a Create of a key already there, "conflict" for a
+	// CompareAndSwap or CompareAndDelete whose compare failed. Such an
+	// operation's span keeps the status Unset and has no error.type.
+	OutcomeKey = attribute.Key("etcdkit.outcome")
 	// KeyKey is the key an operation or event concerns, relative to its
 	// prefix; recorded only with [WithKeys].
 	KeyKey = attribute.Key("etcdkit.key")
@@ -100,14 +106,18 @@ var sentinelNames = []struct {
 	{context.DeadlineExceeded, "deadline_exceeded"},
 }
 
-// ErrorType returns the error.type etcdotel records for err: the name of
+// ErrorType returns the name etcdotel records for err: the name of
 // the etcdkit sentinel err matches, in lower case with underscores
 // ("not_found" for [etcdkit.ErrNotFound], "lease_lost" for
 // [etcdkit.ErrLeaseLost]), "canceled" or "deadline_exceeded" for a ctx
 // that ended, "decode_error" for an [*etcdkit.DecodeError], and otherwise
 // the Go type of the first error in err's chain that is neither etcdkit's
-// nor fmt.Errorf's wrapping, such as "*net.OpError". It never looks at err's message, which can quote a key.
-// It returns "" for a nil err.
+// nor fmt.Errorf's wrapping, such as "*net.OpError". It never looks at
+// err's message, which can quote a key. It returns "" for a nil err.
+//
+// A failed operation's span and duration carry it as error.type; an
+// operation whose error is an expected answer (see [OutcomeKey]) carries
+// it as etcdkit.outcome instead, and is not marked as failed.
 func ErrorType(err error) string {
 	if err == nil {
 		return ""

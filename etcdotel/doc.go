@@ -17,9 +17,19 @@
 //	db.collection.name   the KV's prefix (or the lock's, election's, queue's name)
 //	server.address       the member that answered
 //	server.port          its port (absent for a unix socket)
-//	error.type           on failure: not_found, conflict, unavailable, … (see below)
+//	error.type           on failure: unavailable, deadline_exceeded, lease_lost, … (see below)
+//	etcdkit.outcome      an answer that is no failure: not_found, exists, conflict (see below)
 //	etcd.revision        the store's revision the operation saw or made
-//	etcdkit.retries      the attempts after the first (conflicts retried by Update)
+//	etcdkit.retries      the attempts after the first (conflicts retried by Update, …: see etcdkit.Operation)
+//
+// A failed operation's span has the status Error. Some errors are the
+// answer the call exists to find out, as a miss is for a cache: a Get of a
+// missing key ([etcdkit.ErrNotFound]), a Create of a key already there
+// ([etcdkit.ErrExists]), a CompareAndSwap or CompareAndDelete whose
+// compare failed ([etcdkit.ErrConflict]). Those spans keep the status
+// Unset and have no error.type: their answer is etcdkit.outcome, named as
+// error.type would be. The same errors from other operations (a
+// TryDequeue of an empty queue, a Follow of a missing key) are failures.
 //
 // Each operation's duration goes to the histogram
 // db.client.operation.duration (seconds, with the buckets the conventions
@@ -38,7 +48,7 @@
 // no error message is ever recorded: a failure is named by error.type, the
 // name of the etcdkit sentinel it matches ("not_found" for
 // [etcdkit.ErrNotFound], "decode_error" for an [*etcdkit.DecodeError]) or
-// else the Go type of the innermost error, and the span's status
+// else the Go type of the innermost error, and a failed span's status
 // description is that same name.
 //
 // # Propagation to etcd

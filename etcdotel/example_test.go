@@ -65,7 +65,9 @@ func attrKeys(s sdktrace.ReadOnlySpan) []string {
 }
 
 // Observer makes each operation a span named after the operation and the
-// KV's prefix; a failure is named by error.type, never by its message.
+// KV's prefix. A failure is named by error.type, never by its message, and
+// its status is Error; a Get of a missing key is an answer, not a failure:
+// it is named by etcdkit.outcome, and its status stays Unset.
 func ExampleObserver() {
 	ctx := context.Background()
 	tel := newExampleTelemetry()
@@ -76,16 +78,19 @@ func ExampleObserver() {
 	users := etcdkit.NewKV(cli, "example/observer/users/", etcdkit.String())
 	_, _ = users.Put(ctx, "alice", "admin")
 	_, _ = users.Get(ctx, "bob")
+	_, _ = users.Update(ctx, "alice", func(string) (string, error) { return "", errors.New("refused") })
 	cli.Close()
 
 	for _, s := range tel.spans.Ended() {
-		fmt.Printf("%s (%s) %q\n", s.Name(), s.SpanKind(), s.Status().Description)
+		fmt.Printf("%s (%s) %s %q\n", s.Name(), s.SpanKind(), s.Status().Code, s.Status().Description)
 		fmt.Println(" ", attrKeys(s))
 	}
 	// Output:
-	// put example/observer/users/ (client) ""
+	// put example/observer/users/ (client) Unset ""
 	//   [db.collection.name db.operation.name db.system.name etcd.revision etcdkit.retries server.address server.port]
-	// get example/observer/users/ (client) "not_found"
+	// get example/observer/users/ (client) Unset ""
+	//   [db.collection.name db.operation.name db.system.name etcdkit.outcome etcdkit.retries server.address server.port]
+	// update example/observer/users/ (client) Error "*errors.errorString"
 	//   [db.collection.name db.operation.name db.system.name error.type etcdkit.retries server.address server.port]
 }
 

@@ -71,11 +71,14 @@ func (o *observer) OperationStart(ctx context.Context, op etcdkit.Operation) con
 // must be the one OperationStart put in ctx.
 func (o *observer) OperationEnd(ctx context.Context, op etcdkit.Operation) {
 	end := time.Now()
-	errType := ErrorType(op.Err)
+	errType, outcome := classify(op)
 	attrs := make([]attribute.KeyValue, 0, 6)
 	attrs = append(opAttrs(attrs, op), serverAttrs(op.Server)...)
 	if errType != "" {
 		attrs = append(attrs, semconv.ErrorTypeKey.String(errType))
+	}
+	if outcome != "" {
+		attrs = append(attrs, OutcomeKey.String(outcome))
 	}
 	if !op.Start.IsZero() {
 		o.inst.duration.Record(ctx, end.Sub(op.Start).Seconds(), metric.WithAttributes(attrs...))
@@ -95,6 +98,34 @@ func (o *observer) OperationEnd(ctx context.Context, op etcdkit.Operation) {
 		}
 	}
 	span.End(trace.WithTimestamp(end))
+}
+
+// classify names op's error as a failure (error.type) or, when it is an
+// answer the caller asked for, as an outcome. A missing key for a Get, a
+// key already there for a Create, a changed key for a compare-and-swap:
+// these are what the calls exist to find out, and marking them as errors
+// would make a cache's misses or an optimistic writer's lost races look
+// like an outage, as database instrumentations (go-redis's redis.Nil)
+// avoid. The same error from another operation (a lease not found) is a
+// failure.
+func classify(op etcdkit.Operation) (errType, outcome string) {
+	errType = ErrorType(op.Err)
+	if isOutcome(op.Name, errType) {
+		return "", errType
+	}
+	return errType, ""
+}
+
+func isOutcome(name, errType string) bool {
+	switch errType {
+	case "not_found":
+		return name == etcdkit.OpGet
+	case "exists":
+		return name == etcdkit.OpCreate
+	case "conflict":
+		return name == etcdkit.OpCompareAndSwap || name == etcdkit.OpCompareAndDelete
+	}
+	return false
 }
 
 // spanName is "{db.operation.name} {db.collection.name}", or the operation

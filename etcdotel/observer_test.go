@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/etcdkit/etcdkit"
+	"github.com/etcdkit/etcdkit/etcdtest"
 )
 
 // TestOperationSpans runs one call of each kind through a Client observed
@@ -84,6 +85,14 @@ func TestOperationSpans(t *testing.T) {
 				return err
 			}
 			m.Close()
+			return nil
+		}},
+		{etcdkit.OpFollow, pfx, func() error {
+			l, err := kv.Follow(ctx, "a")
+			if err != nil {
+				return err
+			}
+			l.Close()
 			return nil
 		}},
 		{etcdkit.OpLeaseGrant, "", func() error {
@@ -201,7 +210,8 @@ func TestOperationDuration(t *testing.T) {
 	assert.Equal(t, "127.0.0.1", v.AsString())
 	assert.False(t, puts.Attributes.HasValue("error.type"))
 	gets := point(t, h, attribute.String("db.operation.name", "get"))
-	v, _ = gets.Attributes.Value("error.type")
+	assert.False(t, gets.Attributes.HasValue("error.type"), "a missing key is no failure")
+	v, _ = gets.Attributes.Value("etcdkit.outcome")
 	assert.Equal(t, "not_found", v.AsString())
 }
 
@@ -218,10 +228,11 @@ func point(t *testing.T, h metricdata.Histogram[float64], want attribute.KeyValu
 	return found[0]
 }
 
-// TestErrorSpan: a failed operation's span has error.type and status Error
-// whose description is the error's type, never its message, which names
-// the key.
-func TestErrorSpan(t *testing.T) {
+// TestOutcomeSpans: an operation whose error is the answer it asked for
+// (a Get of a missing key, a Create of a key already there, a compare that
+// failed) is no failure: its span keeps the status Unset and has no
+// error.type, nor has its duration, and both carry etcdkit.outcome.
+func TestOutcomeSpans(t *testing.T) {
 	t.Parallel()
 	tel := newTelemetry(t)
 	cli := tel.client(t, testServer)
@@ -230,16 +241,75 @@ func TestErrorSpan(t *testing.T) {
 	ctx := testCtx(t)
 	_, err := kv.Get(ctx, "no-such-key")
 	require.ErrorIs(t, err, etcdkit.ErrNotFound)
-	require.Contains(t, err.Error(), "no-such-key", "the message names the key")
-	_, err = kv.Put(ctx, "taken", "x")
+	rev, err := kv.Put(ctx, "taken", "x")
 	require.NoError(t, err)
 	_, err = kv.Create(ctx, "taken", "y")
 	require.ErrorIs(t, err, etcdkit.ErrExists)
+	_, err = kv.CompareAndSwap(ctx, "taken", "z", rev+1000)
+	require.ErrorIs(t, err, etcdkit.ErrConflict)
+	_, err = kv.CompareAndDelete(ctx, "taken", rev+1000)
+	require.ErrorIs(t, err, etcdkit.ErrConflict)
 
-	for name, want := range map[string]string{"get " + pfx: "not_found", "create " + pfx: "exists"} {
+	h, ok := tel.metric(t, "db.client.operation.duration").Data.(metricdata.Histogram[float64])
+	require.True(t, ok, "a float64 histogram")
+	for op, want := range map[string]string{
+		etcdkit.OpGet: "not_found", etcdkit.OpCreate: "exists",
+		etcdkit.OpCompareAndSwap: "conflict", etcdkit.OpCompareAndDelete: "conflict",
+	} {
+		t.Run(op, func(t *testing.T) {
+			s := tel.span(t, op+" "+pfx)
+			a := attrs(s)
+			assert.Equal(t, codes.Unset, s.Status().Code, "status")
+			assert.NotContains(t, a, attribute.Key("error.type"))
+			assert.Equal(t, want, a["etcdkit.outcome"].AsString(), "etcdkit.outcome")
+			p := point(t, h, attribute.String("db.operation.name", op))
+			assert.False(t, p.Attributes.HasValue("error.type"), "duration's error.type")
+			v, _ := p.Attributes.Value("etcdkit.outcome")
+			assert.Equal(t, want, v.AsString(), "duration's etcdkit.outcome")
+		})
+	}
+}
+
+// TestErrorSpan: a failed operation, even one of those whose misses are
+// outcomes, has error.type and status Error whose description is the
+// error's type, never its message, which names the key; it has no
+// etcdkit.outcome.
+func TestErrorSpan(t *testing.T) {
+	t.Parallel()
+	tel := newTelemetry(t)
+	f := etcdtest.NewFaults()
+	cli := testServer.Client(t, etcdtest.WithFaults(f),
+		etcdtest.WithClientConfig(func(c *etcdkit.Config) { c.Observer = tel.observer() }))
+	pfx := testPrefix(t)
+	kv := etcdkit.NewKV(cli, pfx, etcdkit.String())
+
+	f.Inject(etcdtest.RPCRange, etcdtest.CommitThenTimeout, 1, 0) // the answer never comes
+	ctx, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
+	defer cancel()
+	_, err := kv.Get(ctx, "no-such-key")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Contains(t, err.Error(), "no-such-key", "the message names the key")
+	f.Inject(etcdtest.RPCTxn, etcdtest.FailBeforeSend, 1, 0)
+	_, err = kv.Create(testCtx(t), "k", "v")
+	require.ErrorIs(t, err, etcdkit.ErrUnavailable)
+	require.EqualValues(t, 2, f.Injected(), "both faults used")
+	// Not found is an answer for a Get, a failure for a TryDequeue or a
+	// Follow.
+	q, err := etcdkit.NewQueue(cli, pfx+"queue/", etcdkit.String())
+	require.NoError(t, err)
+	_, err = q.TryDequeue(testCtx(t))
+	require.ErrorIs(t, err, etcdkit.ErrNotFound)
+	_, err = kv.Follow(testCtx(t), "no-such-key")
+	require.ErrorIs(t, err, etcdkit.ErrNotFound)
+
+	for name, want := range map[string]string{
+		"get " + pfx: "deadline_exceeded", "create " + pfx: "unavailable", "dequeue " + pfx + "queue/": "not_found",
+		"follow " + pfx: "not_found",
+	} {
 		s := tel.span(t, name)
 		assert.Equal(t, want, attrs(s)["error.type"].AsString(), "%s: error.type", name)
 		assert.Equal(t, codes.Error, s.Status().Code, "%s: status", name)
 		assert.Equal(t, want, s.Status().Description, "%s: status description", name)
+		assert.NotContains(t, attrs(s), attribute.Key("etcdkit.outcome"), name)
 	}
 }
