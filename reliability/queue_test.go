@@ -130,9 +130,10 @@ func testQueueDelivery(t *testing.T, atLeastOnce bool) {
 
 	faultCtx, stopFaults := context.WithTimeout(t.Context(), budget(12*time.Second, 3*time.Minute))
 	defer stopFaults()
-	// The consumers have longer: after the faults, an item claimed by a
-	// lease that a partition let expire comes back after its TTL.
-	consumeCtx, stopConsumers := context.WithTimeout(t.Context(), budget(27*time.Second, 4*time.Minute))
+	// The consumers run until they drain the queue or stop making
+	// progress (below), within a bound: how fast they drain depends on
+	// the machine's load, which a fixed time cannot foresee.
+	consumeCtx, stopConsumers := context.WithTimeout(t.Context(), budget(2*time.Minute, 6*time.Minute))
 	defer stopConsumers()
 	var producers, consumers sync.WaitGroup
 	producer, err := etcdkit.NewQueue(cl.Client(t), prefix, etcdkit.String(), opts...)
@@ -150,15 +151,24 @@ func testQueueDelivery(t *testing.T, atLeastOnce bool) {
 	producers.Wait()
 	healed := time.Now()
 	raw := cl.RawClient(t)
+	// Stalled is no item leaving the queue for longer than an item
+	// claimed under a lease that a partition let expire takes to come
+	// back (its TTL), with room for a Dequeue's and an Ack's time-outs.
+	const stalled = 5*queueTTL + 10*time.Second
 	deadline, _ := consumeCtx.Deadline()
-	for consumeCtx.Err() == nil && len(queueLeft(t, raw, prefix)) > 0 {
-		if time.Until(deadline) < time.Second {
+	lastLeft, lastProgress := len(queueLeft(t, raw, prefix)), time.Now()
+	for consumeCtx.Err() == nil && lastLeft > 0 {
+		if time.Since(lastProgress) > stalled || time.Until(deadline) < time.Second {
 			// The consumers are not draining the queue: show where they
 			// are while they still run, and what they did last.
-			t.Logf("queue not drained; the consumers now:\n%s\nwhat they did last:\n%s", consumerStacks(), log)
+			t.Logf("queue not drained (%d left, none taken for %v); the consumers now:\n%s\nwhat they did last:\n%s",
+				lastLeft, time.Since(lastProgress).Round(time.Millisecond), consumerStacks(), log)
 			break
 		}
 		sleepCtx(consumeCtx, 200*time.Millisecond)
+		if left := len(queueLeft(t, raw, prefix)); left < lastLeft {
+			lastLeft, lastProgress = left, time.Now()
+		}
 	}
 	drained := time.Since(healed)
 	stopConsumers()
