@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -27,10 +28,10 @@ type streamCalls struct {
 	streams, ranges atomic.Int64
 }
 
-// streamClient returns a client of srv whose RangeStream calls go through
-// wrap (nil: untouched), counted in the returned streamCalls with its
-// Range calls.
-func streamClient(t testing.TB, srv *etcdtest.Server, wrap func(n int64, s grpc.ClientStream) grpc.ClientStream) (*etcdkit.Client, *streamCalls) {
+// streamClient returns a client of srv, its config changed by tweaks, whose
+// RangeStream calls go through wrap (nil: untouched), counted in the
+// returned streamCalls with its Range calls.
+func streamClient(t testing.TB, srv *etcdtest.Server, wrap func(n int64, s grpc.ClientStream) grpc.ClientStream, tweaks ...func(*etcdkit.Config)) (*etcdkit.Client, *streamCalls) {
 	t.Helper()
 	calls := new(streamCalls)
 	stream := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
@@ -53,12 +54,16 @@ func streamClient(t testing.TB, srv *etcdtest.Server, wrap func(n int64, s grpc.
 	cli := srv.Client(t, etcdtest.WithClientConfig(func(cfg *etcdkit.Config) {
 		cfg.StreamInterceptors = append(cfg.StreamInterceptors, stream)
 		cfg.UnaryInterceptors = append(cfg.UnaryInterceptors, unary)
+		for _, tweak := range tweaks {
+			tweak(cfg)
+		}
 	}))
 	return cli, calls
 }
 
 // failingStream is a RangeStream that fails with err after delivering
-// after messages, as a stream cut by the network or a restart does.
+// after messages, as a stream cut by the network or a restart does; with
+// no err, it falls silent instead until it is cancelled.
 type failingStream struct {
 	grpc.ClientStream
 	after int
@@ -66,6 +71,10 @@ type failingStream struct {
 }
 
 func (s *failingStream) RecvMsg(m any) error {
+	if s.after == 0 && s.err == nil {
+		<-s.Context().Done() // silent, as behind a partition
+		return s.Context().Err()
+	}
 	if s.after == 0 {
 		return s.err
 	}
@@ -77,7 +86,7 @@ func (s *failingStream) RecvMsg(m any) error {
 func listEntries(t testing.TB, kv *etcdkit.KV[string], opts ...etcdkit.ListOption) []etcdkit.Entry[string] {
 	t.Helper()
 	var got []etcdkit.Entry[string]
-	for e, err := range kv.List(t.Context(), opts...) {
+	for e, err := range kv.List(testCtx(t), opts...) {
 		require.NoError(t, err, "List after %d entries", len(got))
 		got = append(got, e)
 	}
@@ -235,6 +244,26 @@ func TestKVListStreamResumes(t *testing.T) {
 		require.Equal(t, string(w.Key), kv.Prefix()+e.Key, "entry %d's key, against the snapshot", i)
 		require.Equal(t, string(w.Value), e.Value, "entry %d (%s)'s value, against the snapshot", i, e.Key)
 	}
+}
+
+func TestKVListStreamSilent(t *testing.T) {
+	t.Parallel()
+	srv := kvServer(t)
+	raw := srv.RawClient(t)
+	// The first stream falls silent after two chunks; a page follows it
+	// once the request timeout has passed, then a second stream.
+	cli, calls := streamClient(t, srv, func(n int64, s grpc.ClientStream) grpc.ClientStream {
+		if n > 1 {
+			return s
+		}
+		return &failingStream{ClientStream: s, after: 2}
+	}, func(cfg *etcdkit.Config) { cfg.RequestTimeout = 300 * time.Millisecond })
+	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
+	kvPutKeys(t, raw, kv.Prefix(), 11000)
+	want := listEntries(t, kv, etcdkit.WithPageSize(1000))
+	got := listEntries(t, kv)
+	requireSameEntries(t, want, got, "listing with a silent stream, against pages of 1000")
+	assert.Equal(t, int64(2), calls.streams.Load(), "RangeStream calls: the silent one, and one after the page that followed it")
 }
 
 func TestKVListStreamUnimplemented(t *testing.T) {
