@@ -50,6 +50,11 @@ type Client struct {
 	poolOnce sync.Once
 	pool     *sessionPool // the lock sessions, made on first use
 	poolErr  error        // why the pool could not be made (the client closed)
+
+	// noRangeStream is set once a member answers RangeStream with
+	// Unimplemented (etcd before 3.7, a gRPC proxy, a wrapped KV that
+	// does not stream): listings read pages from then on.
+	noRangeStream atomic.Bool
 }
 
 // New connects to etcd as cfg says and checks that at least one endpoint

@@ -41,7 +41,10 @@ type Config struct {
 	DialTimeout time.Duration
 
 	// RequestTimeout bounds each unary call whose ctx has no deadline of its own.
-	// A ctx that already has a deadline keeps it. Default: [DefaultRequestTimeout].
+	// A ctx that already has a deadline keeps it. A listing's stream (see
+	// [KV.List]) that sends nothing for this long is given up, and the
+	// listing reads on from the last entry it yielded.
+	// Default: [DefaultRequestTimeout].
 	RequestTimeout time.Duration
 
 	// Username and Password authenticate with etcd's auth (RBAC). Both or neither.

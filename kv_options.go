@@ -3,8 +3,9 @@ package etcdkit
 import "fmt"
 
 // DefaultPageSize is how many entries [KV.List] reads in its first request
-// unless [WithPageSize] says otherwise; later requests are sized by the
-// bytes of the entries seen, to about 4 MiB a page.
+// unless [WithPageSize] says otherwise. The rest comes in one stream, or,
+// from a server without RangeStream, in pages sized by the bytes of the
+// entries seen, to about 4 MiB a page.
 const DefaultPageSize = 500
 
 // ListOption narrows or tunes [KV.List].
@@ -37,10 +38,12 @@ func (o listOptions) validate() error {
 	return nil
 }
 
-// WithPageSize fixes how many entries [KV.List] reads per request, instead of
-// [DefaultPageSize] first and then pages sized by bytes. Smaller pages mean
-// smaller responses and more round trips; n must be > 0, else List yields
-// [ErrInvalidArgument].
+// WithPageSize makes [KV.List] read pages of n entries, one request each,
+// instead of [DefaultPageSize] first and then one stream (or pages sized
+// by bytes). Smaller pages mean smaller responses and more round trips,
+// and each page makes etcd count the keys after it, so a listing in pages
+// costs more than a streamed one as the prefix grows; n must be > 0, else
+// List yields [ErrInvalidArgument].
 func WithPageSize(n int) ListOption {
 	return listOptionFunc(func(o *listOptions) { o.pageSize, o.fixed = int64(n), true })
 }

@@ -10,16 +10,24 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// List returns the entries under the prefix in key order, read a page at a
-// time: [DefaultPageSize] entries first, then pages of about 4 MiB (at most
-// 10,000 entries), or a fixed size with [WithPageSize]. Every page is read at the revision of the first
-// one, so the listing is one consistent snapshot even while the prefix
-// changes. The options narrow it: [WithRange], [WithKeysOnly], [WithRevision].
+// List returns the entries under the prefix in key order, all read at one
+// revision, so the listing is one consistent snapshot even while the
+// prefix changes. Its first request reads [DefaultPageSize] entries and
+// fixes the revision; the rest comes in one RangeStream at that revision
+// (etcd 3.7 and later), which the server sends in chunks it sizes itself
+// and List yields as they arrive, holding a chunk or two at a time. Against a server without RangeStream it
+// reads the rest in pages of about 4 MiB (at most 10,000 entries) instead,
+// and the [Client] remembers that and reads pages from then on. With
+// [WithPageSize] it reads pages of that size only. A stream that breaks is
+// followed by a page from the key after the last entry yielded, at the
+// same revision, so no entry is yielded twice or left out. The options
+// narrow it: [WithRange], [WithKeysOnly], [WithRevision].
 //
 // A value that does not decode yields a [*DecodeError] for its key and the
 // listing goes on; any other error ends it. When the snapshot's revision is
-// compacted before the last page is read, it yields a [*CompactedError]
-// (matching [ErrCompacted]). Stopping the loop early stops the reading.
+// compacted before the last entry is read, it yields a [*CompactedError]
+// (matching [ErrCompacted]). Stopping the loop early stops the reading and
+// leaves nothing running.
 func (kv *KV[T]) List(ctx context.Context, opts ...ListOption) iter.Seq2[Entry[T], error] {
 	o := listOptions{pageSize: DefaultPageSize}
 	for _, opt := range opts {
@@ -42,31 +50,20 @@ func (kv *KV[T]) List(ctx context.Context, opts ...ListOption) iter.Seq2[Entry[T
 // that ended the listing, if one did.
 func (kv *KV[T]) list(ctx context.Context, o listOptions, yield func(Entry[T], error) bool) (int64, error) {
 	start, end := kv.keyRange(o)
-	rev := o.rev
-	for {
-		resp, err := kv.page(ctx, start, end, rev, o)
-		if err != nil {
-			err = kv.listErr(ctx, err, rev)
-			yield(Entry[T]{}, err)
-			return rev, err
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
-		for _, p := range resp.Kvs {
+	r := &rangeRead{start: start, end: end, rev: o.rev, keysOnly: o.keysOnly, page: o.pageSize, fixed: o.fixed}
+	err := kv.c.readRange(ctx, r, func(kvs []*mvccpb.KeyValue) bool {
+		for _, p := range kvs {
 			if !yield(kv.listEntry(p, o.keysOnly)) {
-				return rev, nil
+				return false
 			}
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return rev, nil
-		}
-		// The smallest key after the last one read.
-		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-		if !o.fixed {
-			o.pageSize = nextPageSize(resp.Kvs)
-		}
+		return true
+	})
+	if err != nil {
+		err = kv.listErr(ctx, err, r.rev)
+		yield(Entry[T]{}, err)
 	}
+	return r.rev, err
 }
 
 // Unless WithPageSize fixes it, List sizes its pages after the first one by
@@ -89,19 +86,6 @@ func nextPageSize(kvs []*mvccpb.KeyValue) int64 {
 	}
 	n := int64(listPageBytes / max(total/len(kvs), 1))
 	return min(max(n, DefaultPageSize), maxListPageSize)
-}
-
-func (kv *KV[T]) page(ctx context.Context, start, end string, rev int64, o listOptions) (*clientv3.GetResponse, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	ctx, cancel := kv.c.bound(ctx)
-	defer cancel()
-	if o.keysOnly {
-		return kv.c.raw.KV.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(o.pageSize),
-			clientv3.WithRev(rev), clientv3.WithKeysOnly())
-	}
-	return kv.c.raw.KV.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(o.pageSize), clientv3.WithRev(rev))
 }
 
 func (kv *KV[T]) listEntry(p *mvccpb.KeyValue, keysOnly bool) (Entry[T], error) {

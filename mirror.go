@@ -1,7 +1,6 @@
 package etcdkit
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -306,52 +305,35 @@ func (m *Mirror[T]) resync(ctx context.Context) bool {
 // listPage is how many keys the first request of a listing reads.
 const listPage = 1000
 
-// list reads every key under the prefix at one revision, a page at a time.
+// list reads every key under the prefix at one revision, as [KV.List]
+// does: a first page, then one stream, or pages from a server without
+// RangeStream.
 //
-// The entries are gathered in a [trie.Builder], which makes the trie's
-// nodes once at their final size when the listing ends: putting them one by
-// one re-allocated the nodes on the way to each key, and took most of the
-// start-up's time.
+// The entries are gathered in a [trie.Builder], sized by the first page's
+// count of the range, which makes the trie's nodes once at their final
+// size when the listing ends: putting them one by one re-allocated the
+// nodes on the way to each key, and took most of the start-up's time.
 func (m *Mirror[T]) list(ctx context.Context) (trie.Map[Entry[T]], int64, error) {
 	var b *trie.Builder[Entry[T]]
-	from := m.spec.key
-	end := clientv3.GetPrefixRangeEnd(m.spec.key)
+	r := &rangeRead{start: m.spec.key, end: clientv3.GetPrefixRangeEnd(m.spec.key), page: listPage}
 	if m.spec.key == "" {
-		from, end = "\x00", "\x00"
+		r.start, r.end = "\x00", "\x00"
 	}
-	var rev int64
-	// Pages after the first are sized as List sizes them: etcd counts the
-	// keys left in the range for every page, so pages of a fixed thousand
-	// keys made a listing's time grow with the square of the keys (a
-	// million took six minutes).
-	page := int64(listPage)
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(page)}
-		if rev > 0 {
-			opts = append(opts, clientv3.WithRev(rev))
+	err := m.kv.c.readRange(ctx, r, func(kvs []*mvccpb.KeyValue) bool {
+		if b == nil {
+			b = trie.NewBuilder(entryKey[T], int(r.count))
 		}
-		rctx, cancel := m.kv.c.bound(ctx)
-		resp, err := m.kv.c.raw.KV.Get(rctx, from, opts...)
-		cancel()
-		if err != nil {
-			return trie.Map[Entry[T]]{}, 0, opErr("mirror: list", m.spec.name, err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-			// The first page counts every key in the range.
-			b = trie.NewBuilder(entryKey[T], int(resp.Count))
-		}
-		for _, kv := range resp.Kvs {
+		for _, kv := range kvs {
 			if e, ok := m.decodeEntry(kv); ok {
 				b.Add(e)
 			}
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return b.Done(), rev, nil
-		}
-		from = string(append(bytes.Clone(resp.Kvs[len(resp.Kvs)-1].Key), 0))
-		page = nextPageSize(resp.Kvs)
+		return true
+	})
+	if err != nil {
+		return trie.Map[Entry[T]]{}, 0, opErr("mirror: list", m.spec.name, err)
 	}
+	return b.Done(), r.rev, nil
 }
 
 // decode returns kv's entry, or nil (logged) when its value does not decode.
