@@ -308,16 +308,20 @@ func TestKVListOptions(t *testing.T) {
 func TestKVListSnapshot(t *testing.T) {
 	t.Parallel()
 	srv := kvServer(t)
-	raw := srv.RawClient(t)
 	kv := etcdkit.NewKV(srv.Client(t), testPrefix(t), etcdkit.String())
-	ctx := t.Context()
+	requireSnapshotUnderWrites(t, srv.RawClient(t), kv, etcdkit.WithPageSize(100))
+}
 
+// requireSnapshotUnderWrites lists kv with opts while a writer changes
+// and adds keys all over its prefix, and requires the listing to be one
+// snapshot. After the first entry, the reader waits until the writer has
+// written enough that a listing which is not one snapshot must show it.
+func requireSnapshotUnderWrites(t *testing.T, raw *clientv3.Client, kv *etcdkit.KV[string], opts ...etcdkit.ListOption) {
+	t.Helper()
+	ctx := t.Context()
 	const n = 10000
 	kvPutKeys(t, raw, kv.Prefix(), n)
 
-	// The writer changes and adds keys all over the prefix while the list
-	// is read. After the first entry, the reader waits until it has written
-	// enough that a listing which is not one snapshot must show it.
 	stop := make(chan struct{})
 	written := make(chan struct{})
 	var writerErr error
@@ -326,7 +330,7 @@ func TestKVListSnapshot(t *testing.T) {
 
 	var got []etcdkit.Entry[string]
 	var maxMod int64
-	for e, err := range kv.List(ctx, etcdkit.WithPageSize(100)) {
+	for e, err := range kv.List(ctx, opts...) {
 		require.NoError(t, err, "List after %d entries", len(got))
 		if len(got) == 0 {
 			<-written
@@ -340,26 +344,31 @@ func TestKVListSnapshot(t *testing.T) {
 
 	// The writer only puts, so the prefix at the highest mod revision listed
 	// is the state of every later revision up to the snapshot's.
-	want, err := raw.Get(ctx, kv.Prefix(), clientv3.WithPrefix(), clientv3.WithRev(maxMod))
-	require.NoError(t, err)
-	// Not require.Len: it would print thousands of entries.
-	require.Equal(t, len(want.Kvs), len(got), "entries listed, against the snapshot at revision %d", maxMod)
-	for i, e := range got {
-		w := want.Kvs[i]
-		if i > 0 {
-			require.Greater(t, e.Key, got[i-1].Key, "entry %d: not in order or repeated", i)
-		}
-		require.Equal(t, string(w.Key), kv.Prefix()+e.Key, "entry %d's key, against the snapshot", i)
-		require.Equal(t, string(w.Value), e.Value, "entry %d (%s)'s value, against the snapshot", i, e.Key)
-		require.Equal(t, w.ModRevision, e.ModRevision, "entry %d (%s)'s revision, against the snapshot", i, e.Key)
-	}
+	requireListedAt(t, raw, kv.Prefix(), maxMod, got)
 	latest, err := raw.Get(ctx, kv.Prefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	require.NoError(t, err)
 	require.Greater(t, latest.Count, int64(n), "keys now: the writer added none, so the test proved nothing")
 }
 
-// kvPutKeys writes keys prefix+"k00000" … with values "v0", in transactions
-// of 128 puts.
+// requireListedAt requires got to be, entry by entry and in key order,
+// what prefix held at rev.
+func requireListedAt(t *testing.T, raw *clientv3.Client, prefix string, rev int64, got []etcdkit.Entry[string]) {
+	t.Helper()
+	want, err := raw.Get(t.Context(), prefix, clientv3.WithPrefix(), clientv3.WithRev(rev))
+	require.NoError(t, err)
+	// Not require.Len: it would print thousands of entries.
+	require.Equal(t, len(want.Kvs), len(got), "entries listed, against the snapshot at revision %d", rev)
+	for i, e := range got {
+		w := want.Kvs[i]
+		if i > 0 {
+			require.Greater(t, e.Key, got[i-1].Key, "entry %d: not in order or repeated", i)
+		}
+		require.Equal(t, string(w.Key), prefix+e.Key, "entry %d's key, against the snapshot", i)
+		require.Equal(t, string(w.Value), e.Value, "entry %d (%s)'s value, against the snapshot", i, e.Key)
+		require.Equal(t, w.ModRevision, e.ModRevision, "entry %d (%s)'s revision, against the snapshot", i, e.Key)
+	}
+}
+
 func kvPutKeys(t testing.TB, raw *clientv3.Client, prefix string, n int) {
 	t.Helper()
 	var ops []clientv3.Op

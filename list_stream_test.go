@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -103,6 +101,8 @@ func requireSameEntries(t testing.TB, want, got []etcdkit.Entry[string], what st
 	}
 }
 
+// TestKVListStreamMatchesPages: a streamed List yields what a List in pages
+// yields, for 0, 1 and thousands of keys, with every option that narrows it.
 func TestKVListStreamMatchesPages(t *testing.T) {
 	t.Parallel()
 	srv := kvServer(t)
@@ -155,55 +155,23 @@ func TestKVListStreamMatchesPages(t *testing.T) {
 	}
 }
 
+// TestKVListStreamSnapshot: a streamed List is one snapshot while the
+// prefix changes all over, and reads the rest of it in one stream.
 func TestKVListStreamSnapshot(t *testing.T) {
 	t.Parallel()
 	srv := kvServer(t)
-	raw := srv.RawClient(t)
 	cli, calls := streamClient(t, srv, nil)
 	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
-	ctx := t.Context()
-
-	const n = 10000
-	kvPutKeys(t, raw, kv.Prefix(), n)
-
-	// As in TestKVListSnapshot, but with the default reading: the writer
-	// has written 200 times by the time the stream after the first page
+	// As TestKVListSnapshot, with the default reading: the writer has
+	// written 200 times by the time the stream after the first page
 	// starts, and goes on while it is read.
-	stop := make(chan struct{})
-	written := make(chan struct{})
-	var writerErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { writerErr = kvWriteAllOver(ctx, raw, kv.Prefix(), n, stop, written) })
-
-	var got []etcdkit.Entry[string]
-	var maxMod int64
-	for e, err := range kv.List(ctx) {
-		require.NoError(t, err, "List after %d entries", len(got))
-		if len(got) == 0 {
-			<-written
-		}
-		got = append(got, e)
-		maxMod = max(maxMod, e.ModRevision)
-	}
-	close(stop)
-	wg.Wait()
-	require.NoError(t, writerErr, "writer")
+	requireSnapshotUnderWrites(t, srv.RawClient(t), kv)
 	require.Equal(t, int64(1), calls.streams.Load(), "RangeStream calls")
-
-	want, err := raw.Get(ctx, kv.Prefix(), clientv3.WithPrefix(), clientv3.WithRev(maxMod))
-	require.NoError(t, err)
-	require.Equal(t, len(want.Kvs), len(got), "entries listed, against the snapshot at revision %d", maxMod)
-	for i, e := range got {
-		w := want.Kvs[i]
-		require.Equal(t, string(w.Key), kv.Prefix()+e.Key, "entry %d's key, against the snapshot", i)
-		require.Equal(t, string(w.Value), e.Value, "entry %d (%s)'s value, against the snapshot", i, e.Key)
-		require.Equal(t, w.ModRevision, e.ModRevision, "entry %d (%s)'s revision, against the snapshot", i, e.Key)
-	}
-	latest, err := raw.Get(ctx, kv.Prefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
-	require.NoError(t, err)
-	require.Greater(t, latest.Count, int64(n), "keys now: the writer added none, so the test proved nothing")
 }
 
+// TestKVListStreamResumes: a stream cut mid-way is followed by a page and
+// a new stream at the same revision: no entry twice, none left out, no
+// change made during the listing.
 func TestKVListStreamResumes(t *testing.T) {
 	t.Parallel()
 	srv := kvServer(t)
@@ -236,16 +204,11 @@ func TestKVListStreamResumes(t *testing.T) {
 		got = append(got, e)
 	}
 	assert.Equal(t, int64(2), calls.streams.Load(), "RangeStream calls: the first, and one after the page that followed its break")
-	want, err := raw.Get(ctx, kv.Prefix(), clientv3.WithPrefix(), clientv3.WithRev(head))
-	require.NoError(t, err)
-	require.Equal(t, len(want.Kvs), len(got), "entries listed, against the snapshot at revision %d", head)
-	for i, e := range got {
-		w := want.Kvs[i]
-		require.Equal(t, string(w.Key), kv.Prefix()+e.Key, "entry %d's key, against the snapshot", i)
-		require.Equal(t, string(w.Value), e.Value, "entry %d (%s)'s value, against the snapshot", i, e.Key)
-	}
+	requireListedAt(t, raw, kv.Prefix(), head, got)
 }
 
+// TestKVListStreamSilent: a stream that stops sending is given up after
+// the request timeout, and the listing reads on from its last entry.
 func TestKVListStreamSilent(t *testing.T) {
 	t.Parallel()
 	srv := kvServer(t)
@@ -266,6 +229,8 @@ func TestKVListStreamSilent(t *testing.T) {
 	assert.Equal(t, int64(2), calls.streams.Load(), "RangeStream calls: the silent one, and one after the page that followed it")
 }
 
+// TestKVListStreamUnimplemented: against a server without RangeStream,
+// List and Mirror read pages, and the Client asks for a stream only once.
 func TestKVListStreamUnimplemented(t *testing.T) {
 	t.Parallel()
 	srv := kvServer(t)
@@ -297,6 +262,8 @@ func TestKVListStreamUnimplemented(t *testing.T) {
 	assert.Equal(t, int64(1), calls.streams.Load(), "RangeStream calls after the Mirror")
 }
 
+// TestKVListStreamBreakLeavesNothing: leaving a streamed List early leaves
+// no goroutine behind, clientv3's stream reader included.
 func TestKVListStreamBreakLeavesNothing(t *testing.T) {
 	// Not parallel: goleak must see only this test's goroutines.
 	srv := kvServer(t)
@@ -321,6 +288,8 @@ func TestKVListStreamBreakLeavesNothing(t *testing.T) {
 	goleak.VerifyNone(t, running)
 }
 
+// TestMirrorStartStreams: a Mirror's start-up reads its listing with one
+// stream after the first page.
 func TestMirrorStartStreams(t *testing.T) {
 	t.Parallel()
 	srv := kvServer(t)
