@@ -138,8 +138,9 @@ func TestKVListStreamMatchesPages(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					paged := listEntries(t, kv, append(tt.opts, etcdkit.WithPageSize(97))...)
 					streamsBefore := calls.streams.Load()
+					paged := listEntries(t, kv, append(tt.opts, etcdkit.WithPageSize(97))...)
+					require.Equal(t, streamsBefore, calls.streams.Load(), "RangeStream calls of a listing with WithPageSize")
 					streamed := listEntries(t, kv, tt.opts...)
 					requireSameEntries(t, paged, streamed, "streamed listing against pages of 97")
 					// The first request reads DefaultPageSize entries; only
