@@ -23,9 +23,11 @@ const (
 	RetriesKey = attribute.Key("etcdkit.retries")
 	// OutcomeKey is the answer an operation gave that is no failure, named
 	// as [ErrorType] names its error: "not_found" for a Get of a missing
-	// key, "exists" for a Create of a key already there, "conflict" for a
-	// CompareAndSwap or CompareAndDelete whose compare failed. Such an
-	// operation's span keeps the status Unset and has no error.type.
+	// key or a TryDequeue of an empty queue, "exists" for a Create of a key
+	// already there, "conflict" for a CompareAndSwap or CompareAndDelete
+	// whose compare failed, "locked" for a TryLock, TryAcquire or TryRLock
+	// that found the hold taken. Such an operation's span keeps the status
+	// Unset and has no error.type.
 	OutcomeKey = attribute.Key("etcdkit.outcome")
 	// KeyKey is the key an operation or event concerns, relative to its
 	// prefix; recorded only with [WithKeys].

@@ -18,7 +18,7 @@
 //	server.address       the member that answered
 //	server.port          its port (absent for a unix socket)
 //	error.type           on failure: unavailable, deadline_exceeded, lease_lost, … (see below)
-//	etcdkit.outcome      an answer that is no failure: not_found, exists, conflict (see below)
+//	etcdkit.outcome      an answer that is no failure: not_found, exists, conflict, locked (see below)
 //	etcd.revision        the store's revision the operation saw or made
 //	etcdkit.retries      the attempts after the first (conflicts retried by Update, …: see etcdkit.Operation)
 //
@@ -26,10 +26,12 @@
 // answer the call exists to find out, as a miss is for a cache: a Get of a
 // missing key ([etcdkit.ErrNotFound]), a Create of a key already there
 // ([etcdkit.ErrExists]), a CompareAndSwap or CompareAndDelete whose
-// compare failed ([etcdkit.ErrConflict]). Those spans keep the status
-// Unset and have no error.type: their answer is etcdkit.outcome, named as
-// error.type would be. The same errors from other operations (a
-// TryDequeue of an empty queue, a Follow of a missing key) are failures.
+// compare failed ([etcdkit.ErrConflict]), a TryDequeue of an empty queue
+// (not_found), a TryLock, TryAcquire or TryRLock that found the
+// hold taken ([etcdkit.ErrLocked]). Those spans keep the status Unset and
+// have no error.type: their answer is etcdkit.outcome, named as error.type
+// would be. The same errors from other operations (a Follow of a missing
+// key) are failures.
 //
 // Each operation's duration goes to the histogram
 // db.client.operation.duration (seconds, with the buckets the conventions

@@ -102,8 +102,9 @@ func (o *observer) OperationEnd(ctx context.Context, op etcdkit.Operation) {
 
 // classify names op's error as a failure (error.type) or, when it is an
 // answer the caller asked for, as an outcome. A missing key for a Get, a
-// key already there for a Create, a changed key for a compare-and-swap:
-// these are what the calls exist to find out, and marking them as errors
+// key already there for a Create, a changed key for a compare-and-swap, a
+// lock held for a TryLock, an empty queue for a TryDequeue: these are
+// what the calls exist to find out, and marking them as errors
 // would make a cache's misses or an optimistic writer's lost races look
 // like an outage, as database instrumentations (go-redis's redis.Nil)
 // avoid. The same error from another operation (a lease not found) is a
@@ -119,11 +120,15 @@ func classify(op etcdkit.Operation) (errType, outcome string) {
 func isOutcome(name, errType string) bool {
 	switch errType {
 	case "not_found":
-		return name == etcdkit.OpGet
+		// A Dequeue says not found only when a TryDequeue finds the
+		// queue empty.
+		return name == etcdkit.OpGet || name == etcdkit.OpDequeue
 	case "exists":
 		return name == etcdkit.OpCreate
 	case "conflict":
 		return name == etcdkit.OpCompareAndSwap || name == etcdkit.OpCompareAndDelete
+	case "locked":
+		return true // only a TryLock, TryAcquire or TryRLock says it
 	}
 	return false
 }

@@ -230,7 +230,8 @@ func point(t *testing.T, h metricdata.Histogram[float64], want attribute.KeyValu
 
 // TestOutcomeSpans: an operation whose error is the answer it asked for
 // (a Get of a missing key, a Create of a key already there, a compare that
-// failed) is no failure: its span keeps the status Unset and has no
+// failed, a TryDequeue of an empty queue, a TryLock of a held lock) is no
+// failure: its span keeps the status Unset and has no
 // error.type, nor has its duration, and both carry etcdkit.outcome.
 func TestOutcomeSpans(t *testing.T) {
 	t.Parallel()
@@ -249,23 +250,38 @@ func TestOutcomeSpans(t *testing.T) {
 	require.ErrorIs(t, err, etcdkit.ErrConflict)
 	_, err = kv.CompareAndDelete(ctx, "taken", rev+1000)
 	require.ErrorIs(t, err, etcdkit.ErrConflict)
+	q, err := etcdkit.NewQueue(cli, pfx+"queue/", etcdkit.String())
+	require.NoError(t, err)
+	_, err = q.TryDequeue(ctx)
+	require.ErrorIs(t, err, etcdkit.ErrNotFound, "TryDequeue of an empty queue")
+	// Held through another, unobserved client: the TryLock's is the one
+	// lock span.
+	held, err := testServer.Client(t).Lock(ctx, pfx+"lock")
+	require.NoError(t, err)
+	_, err = cli.TryLock(ctx, pfx+"lock")
+	require.ErrorIs(t, err, etcdkit.ErrLocked)
+	require.NoError(t, held.Unlock(ctx))
 
 	h, ok := tel.metric(t, "db.client.operation.duration").Data.(metricdata.Histogram[float64])
 	require.True(t, ok, "a float64 histogram")
-	for op, want := range map[string]string{
-		etcdkit.OpGet: "not_found", etcdkit.OpCreate: "exists",
-		etcdkit.OpCompareAndSwap: "conflict", etcdkit.OpCompareAndDelete: "conflict",
+	for _, tt := range []struct{ op, collection, want string }{
+		{etcdkit.OpGet, pfx, "not_found"},
+		{etcdkit.OpCreate, pfx, "exists"},
+		{etcdkit.OpCompareAndSwap, pfx, "conflict"},
+		{etcdkit.OpCompareAndDelete, pfx, "conflict"},
+		{etcdkit.OpDequeue, pfx + "queue/", "not_found"},
+		{etcdkit.OpLock, pfx + "lock", "locked"},
 	} {
-		t.Run(op, func(t *testing.T) {
-			s := tel.span(t, op+" "+pfx)
+		t.Run(tt.op, func(t *testing.T) {
+			s := tel.span(t, tt.op+" "+tt.collection)
 			a := attrs(s)
 			assert.Equal(t, codes.Unset, s.Status().Code, "status")
 			assert.NotContains(t, a, attribute.Key("error.type"))
-			assert.Equal(t, want, a["etcdkit.outcome"].AsString(), "etcdkit.outcome")
-			p := point(t, h, attribute.String("db.operation.name", op))
+			assert.Equal(t, tt.want, a["etcdkit.outcome"].AsString(), "etcdkit.outcome")
+			p := point(t, h, attribute.String("db.operation.name", tt.op))
 			assert.False(t, p.Attributes.HasValue("error.type"), "duration's error.type")
 			v, _ := p.Attributes.Value("etcdkit.outcome")
-			assert.Equal(t, want, v.AsString(), "duration's etcdkit.outcome")
+			assert.Equal(t, tt.want, v.AsString(), "duration's etcdkit.outcome")
 		})
 	}
 }
@@ -293,18 +309,13 @@ func TestErrorSpan(t *testing.T) {
 	_, err = kv.Create(testCtx(t), "k", "v")
 	require.ErrorIs(t, err, etcdkit.ErrUnavailable)
 	require.EqualValues(t, 2, f.Injected(), "both faults used")
-	// Not found is an answer for a Get, a failure for a TryDequeue or a
-	// Follow.
-	q, err := etcdkit.NewQueue(cli, pfx+"queue/", etcdkit.String())
-	require.NoError(t, err)
-	_, err = q.TryDequeue(testCtx(t))
-	require.ErrorIs(t, err, etcdkit.ErrNotFound)
+	// Not found is an answer for a Get or a TryDequeue, a failure for a
+	// Follow, which needs the key.
 	_, err = kv.Follow(testCtx(t), "no-such-key")
 	require.ErrorIs(t, err, etcdkit.ErrNotFound)
 
 	for name, want := range map[string]string{
-		"get " + pfx: "deadline_exceeded", "create " + pfx: "unavailable", "dequeue " + pfx + "queue/": "not_found",
-		"follow " + pfx: "not_found",
+		"get " + pfx: "deadline_exceeded", "create " + pfx: "unavailable", "follow " + pfx: "not_found",
 	} {
 		s := tel.span(t, name)
 		assert.Equal(t, want, attrs(s)["error.type"].AsString(), "%s: error.type", name)
