@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
-	"github.com/etcdkit/etcdkit/etcdtest"
 )
 
 // batchLog records what a handler is given.
@@ -354,15 +353,8 @@ func waitUntil(cond func() bool) error {
 // it is a compaction resync.
 func TestResyncInRevisionOrder(t *testing.T) {
 	t.Parallel()
-	cl := etcdtest.StartCluster(t, 3)
-	prefix := testPrefix(t)
-	lagging := etcdkit.NewKV(cl.Member(0).Client(t), prefix, etcdkit.String())
-	kv := etcdkit.NewKV(cl.Member(1).Client(t), prefix, etcdkit.String())
-	ctx := testCtx(t)
-	for _, k := range []string{"a", "b", "c"} {
-		_, err := kv.Put(ctx, k, "1")
-		require.NoError(t, err)
-	}
+	g := newGapCluster(t)
+	lagging, kv, ctx := g.lagging, g.kv, testCtx(t)
 	var changes changeLog
 	m, err := lagging.Mirror(ctx, etcdkit.OnEntryChange(changes.record))
 	require.NoError(t, err)
@@ -370,21 +362,18 @@ func TestResyncInRevisionOrder(t *testing.T) {
 	var batches batchLog
 	<-m.AddHandler(batches.record).Synced()
 
-	cl.StopMember(0)
-	cl.WaitLeader(t)
-	// Key order would be a, b, c, d.
-	_, err = kv.Put(ctx, "c", "2")
-	require.NoError(t, err)
-	_, err = kv.Delete(ctx, "b")
-	require.NoError(t, err)
-	_, err = kv.Put(ctx, "a", "2")
-	require.NoError(t, err)
-	_, err = kv.Put(ctx, "d", "2")
-	require.NoError(t, err)
-	last, err := kv.Put(ctx, "e", "2")
-	require.NoError(t, err)
-	cl.Member(1).Compact(t, last)
-	cl.RestartMember(0)
+	last := g.gap(t, func() (int64, error) {
+		// Key order would be a, b, c, d.
+		_, err := kv.Put(ctx, "c", "2")
+		require.NoError(t, err)
+		_, err = kv.Delete(ctx, "b")
+		require.NoError(t, err)
+		_, err = kv.Put(ctx, "a", "2")
+		require.NoError(t, err)
+		_, err = kv.Put(ctx, "d", "2")
+		require.NoError(t, err)
+		return kv.Put(ctx, "e", "2")
+	})
 
 	require.NoError(t, m.WaitForRevision(ctx, last))
 	want := []string{"c: 1 -> 2", "a: 1 -> 2", "d: - -> 2", "e: - -> 2", "b: 1 -> -"}

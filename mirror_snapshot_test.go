@@ -17,7 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
-	"github.com/etcdkit/etcdkit/etcdtest"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -446,30 +445,20 @@ func TestWithIndexSameName(t *testing.T) {
 // from before the gap keeps its own answers.
 func TestIndexAfterCompactionGap(t *testing.T) {
 	t.Parallel()
-	cl := etcdtest.StartCluster(t, 3)
-	prefix := testPrefix(t)
-	lagging := etcdkit.NewKV(cl.Member(0).Client(t), prefix, etcdkit.String())
-	kv := etcdkit.NewKV(cl.Member(1).Client(t), prefix, etcdkit.String())
-	ctx := testCtx(t)
-	for _, k := range []string{"a", "b", "c"} {
-		_, err := kv.Put(ctx, k, "1")
-		require.NoError(t, err)
-	}
+	g := newGapCluster(t)
+	lagging, kv, ctx := g.lagging, g.kv, testCtx(t)
 	byValue := func(e etcdkit.Entry[string]) []string { return []string{e.Value} }
 	m, err := lagging.Mirror(ctx, etcdkit.WithIndex("value", byValue))
 	require.NoError(t, err)
 	defer m.Close()
 	before := m.Snapshot()
 
-	cl.StopMember(0)
-	cl.WaitLeader(t)
-	kv.Put(ctx, "a", "2")
-	kv.Delete(ctx, "b")
-	kv.Put(ctx, "d", "1")
-	last, err := kv.Put(ctx, "a", "3")
-	require.NoError(t, err)
-	cl.Member(1).Compact(t, last)
-	cl.RestartMember(0)
+	last := g.gap(t, func() (int64, error) {
+		kv.Put(ctx, "a", "2")
+		kv.Delete(ctx, "b")
+		kv.Put(ctx, "d", "1")
+		return kv.Put(ctx, "a", "3")
+	})
 
 	require.NoError(t, m.WaitForRevision(ctx, last))
 	assert.Equal(t, []string{"c", "d"}, keys(m.ByIndex("value", "1")), `ByIndex("value", "1") after the gap`)

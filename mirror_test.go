@@ -206,15 +206,8 @@ func TestMirrorEnds(t *testing.T) {
 // its key again.
 func TestCompactionGap(t *testing.T) {
 	t.Parallel()
-	cl := etcdtest.StartCluster(t, 3)
-	prefix := testPrefix(t)
-	lagging := etcdkit.NewKV(cl.Member(0).Client(t), prefix, etcdkit.String())
-	kv := etcdkit.NewKV(cl.Member(1).Client(t), prefix, etcdkit.String())
-	ctx := testCtx(t)
-	for _, k := range []string{"a", "b", "c"} {
-		_, err := kv.Put(ctx, k, "1")
-		require.NoError(t, err)
-	}
+	g := newGapCluster(t)
+	lagging, kv, ctx := g.lagging, g.kv, testCtx(t)
 	var changes changeLog
 	m, err := lagging.Mirror(ctx, etcdkit.OnEntryChange(changes.record))
 	require.NoError(t, err)
@@ -225,17 +218,14 @@ func TestCompactionGap(t *testing.T) {
 	w := lagging.Watch(ctx)
 	defer w.Close()
 
-	cl.StopMember(0)
-	cl.WaitLeader(t)
-	kv.Put(ctx, "a", "2")
-	kv.Delete(ctx, "b")
-	kv.Put(ctx, "d", "1")
-	kv.Put(ctx, "e", "1") // comes and goes within the gap: not a difference
-	kv.Delete(ctx, "e")
-	last, err := kv.Put(ctx, "a", "3")
-	require.NoError(t, err)
-	cl.Member(1).Compact(t, last)
-	cl.RestartMember(0)
+	last := g.gap(t, func() (int64, error) {
+		kv.Put(ctx, "a", "2")
+		kv.Delete(ctx, "b")
+		kv.Put(ctx, "d", "1")
+		kv.Put(ctx, "e", "1") // comes and goes within the gap: not a difference
+		kv.Delete(ctx, "e")
+		return kv.Put(ctx, "a", "3")
+	})
 
 	for e := range w.Events() {
 		assert.Fail(t, "the watcher delivered an event across a compacted gap", "%v %s", e.Type, e.Entry.Key)
@@ -243,7 +233,7 @@ func TestCompactionGap(t *testing.T) {
 	assert.ErrorIs(t, w.Err(), etcdkit.ErrCompacted, "watcher Err()")
 
 	require.NoError(t, m.WaitForRevision(ctx, last))
-	want := listing(t, cl.Member(1).RawClient(t), prefix)
+	want := listing(t, g.cl.Member(1).RawClient(t), g.prefix)
 	var got []string
 	for _, e := range m.List() {
 		got = append(got, e.Key+"="+e.Value)
@@ -256,6 +246,44 @@ func TestCompactionGap(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	assert.Equal(t, "3", live.Load(), "Live after the gap")
+}
+
+// gapCluster is a three-member cluster with the keys a, b and c set to "1"
+// under a prefix of the test's: lagging reads through member 0, which a
+// gap cuts off, and kv writes through member 1.
+type gapCluster struct {
+	cl          *etcdtest.Cluster
+	prefix      string
+	lagging, kv *etcdkit.KV[string]
+}
+
+func newGapCluster(t *testing.T) gapCluster {
+	t.Helper()
+	cl := etcdtest.StartCluster(t, 3)
+	prefix := testPrefix(t)
+	g := gapCluster{cl: cl, prefix: prefix,
+		lagging: etcdkit.NewKV(cl.Member(0).Client(t), prefix, etcdkit.String()),
+		kv:      etcdkit.NewKV(cl.Member(1).Client(t), prefix, etcdkit.String())}
+	for _, k := range []string{"a", "b", "c"} {
+		_, err := g.kv.Put(testCtx(t), k, "1")
+		require.NoError(t, err)
+	}
+	return g
+}
+
+// gap stops member 0, makes the changes of write on the rest of the
+// cluster, compacts the history up to the revision write's last change
+// returns, and brings member 0 back: what member 0's clients watched
+// meanwhile is gone. It returns that revision.
+func (g gapCluster) gap(t *testing.T, write func() (int64, error)) int64 {
+	t.Helper()
+	g.cl.StopMember(0)
+	g.cl.WaitLeader(t)
+	last, err := write()
+	require.NoError(t, err, "the gap's last change")
+	g.cl.Member(1).Compact(t, last)
+	g.cl.RestartMember(0)
+	return last
 }
 
 // listing reads the keys under prefix as "key=value", sorted.
