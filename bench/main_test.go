@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strconv"
@@ -13,13 +14,13 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
+	"github.com/etcdkit/etcdkit/internal/testmain"
 )
 
 // The suite connects to $ETCD_ENDPOINTS when it is set, so that the server
@@ -39,19 +40,15 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := teardown(); err != nil {
-		fmt.Fprintln(os.Stderr, "bench teardown:", err)
-		code = 1
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	// Nothing to start: the server starts on first use, so only its
+	// teardown is given, as what testmain closes after the run.
+	testmain.Run(m, "bench server", func() (io.Closer, error) { return closeFunc(teardown), nil })
 }
+
+// closeFunc is an io.Closer that calls itself.
+type closeFunc func() error
+
+func (f closeFunc) Close() error { return f() }
 
 // clients returns the two clients of the one server, starting it on first use.
 func clients(b *testing.B) (*etcdkit.Client, *clientv3.Client) {
