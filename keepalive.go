@@ -223,7 +223,7 @@ func (k *keeper) run(ctx context.Context) {
 func (k *keeper) refreshOnce(ctx context.Context, limit time.Duration) (time.Duration, error) {
 	// Without a leader, a member answers at once rather than hold the
 	// request: another attempt may reach one that has a leader.
-	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), limit)
+	ctx, cancel := context.WithTimeout(requireLeader(ctx), limit)
 	defer cancel() // ends the stream
 	stream, err := pb.NewLeaseClient(k.c.raw.ActiveConnection()).LeaseKeepAlive(ctx, grpc.WaitForReady(true))
 	if err != nil {

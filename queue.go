@@ -713,7 +713,7 @@ func (q *Queue[T]) waitChange(ctx context.Context, rev, lease int64) error {
 // or the client closes. A watch that breaks (compaction, lost leader) ends
 // the wait without error: the caller reads again and decides.
 func waitEvent(ctx context.Context, c *Client, op, prefix string, rev int64, match func(*clientv3.Event) bool) error {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wctx, cancel := context.WithCancel(requireLeader(ctx))
 	defer cancel()
 	stop := context.AfterFunc(c.ctx, cancel)
 	defer stop()
