@@ -28,7 +28,6 @@ type rangeRead struct {
 	keysOnly   bool
 	page       int64 // the next page's size
 	fixed      bool  // the page size is the caller's: read pages only
-	pages      int   // pages read so far
 }
 
 // readRange reads r at one revision and calls fn with its entries in key
@@ -40,30 +39,28 @@ type rangeRead struct {
 // was given, at the same revision: no entry is given twice or left out,
 // and the page's error (a compaction, a lost server) is the listing's.
 func (c *Client) readRange(ctx context.Context, r *rangeRead, fn func([]*mvccpb.KeyValue) bool) error {
+	resp, err := c.readPage(ctx, r)
+	if err != nil {
+		return err
+	}
+	r.count = resp.Count
+	if r.rev == 0 {
+		r.rev = resp.Header.Revision
+	}
 	for {
-		resp, err := c.readPage(ctx, r)
-		if err != nil {
-			return err
-		}
-		if r.pages == 0 {
-			r.count = resp.Count
-			if r.rev == 0 {
-				r.rev = resp.Header.Revision
-			}
-		}
-		r.pages++
 		if !fn(resp.Kvs) || !resp.More || len(resp.Kvs) == 0 {
 			return nil
 		}
 		r.start = keyAfter(resp.Kvs[len(resp.Kvs)-1].Key)
-		if r.fixed {
-			continue
+		if !r.fixed {
+			r.page = nextPageSize(resp.Kvs)
+			if !c.noRangeStream.Load() {
+				if done, err := c.streamRange(ctx, r, fn); done || err != nil {
+					return err
+				}
+			}
 		}
-		r.page = nextPageSize(resp.Kvs)
-		if c.noRangeStream.Load() {
-			continue
-		}
-		if done, err := c.streamRange(ctx, r, fn); done || err != nil {
+		if resp, err = c.readPage(ctx, r); err != nil {
 			return err
 		}
 	}
