@@ -165,7 +165,7 @@ func bucketKeys(keys *trie.Map[indexKey]) []indexKey {
 		out = append(out, *k)
 		return true
 	})
-	slices.SortFunc(out, func(a, b indexKey) int { return strings.Compare(a.key, b.key) })
+	slices.SortFunc(out, func(a, b indexKey) int { return cmpIndexKey(a, b.key) })
 	return out
 }
 
