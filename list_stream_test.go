@@ -230,6 +230,38 @@ func TestKVListStreamSilent(t *testing.T) {
 	assert.Equal(t, int64(2), calls.streams.Load(), "RangeStream calls: the silent one, and one after the page that followed it")
 }
 
+// TestKVListStreamYieldsAsItComes: List yields a stream's chunks as they
+// arrive rather than gathering the stream first: the entries of its first
+// two chunks are yielded while the stream, silent after them, is still
+// open (a gathering List would yield them only once the stream ended).
+func TestKVListStreamYieldsAsItComes(t *testing.T) {
+	t.Parallel()
+	srv := kvServer(t)
+	var stream atomic.Pointer[failingStream]
+	cli, _ := streamClient(t, srv, func(_ int64, s grpc.ClientStream) grpc.ClientStream {
+		fs := &failingStream{ClientStream: s, after: 2}
+		stream.Store(fs)
+		return fs
+	}, func(cfg *etcdkit.Config) { cfg.RequestTimeout = time.Minute })
+	kv := etcdkit.NewKV(cli, testPrefix(t), etcdkit.String())
+	kvPutKeys(t, srv.RawClient(t), kv.Prefix(), 3000)
+	n := 0
+	for _, err := range kv.List(testCtx(t)) {
+		require.NoError(t, err, "List after %d entries", n)
+		n++
+		if n == etcdkit.DefaultPageSize+1 {
+			require.NotNil(t, stream.Load(), "entry %d comes from a stream", n)
+		}
+		if n > etcdkit.DefaultPageSize {
+			require.NoError(t, stream.Load().Context().Err(), "the stream when its entry %d was yielded", n)
+		}
+		if n == etcdkit.DefaultPageSize+30 { // the first two chunks: 10 and 20 entries
+			break
+		}
+	}
+	require.Equal(t, etcdkit.DefaultPageSize+30, n, "entries yielded")
+}
+
 // TestKVListStreamUnimplemented: against a server without RangeStream,
 // List and Mirror read pages, and the Client asks for a stream only once.
 func TestKVListStreamUnimplemented(t *testing.T) {
