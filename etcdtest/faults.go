@@ -44,7 +44,9 @@ const (
 	// FailThenCommit fails the call with Unavailable at once and sends it
 	// later (after the delay given to [Faults.Inject]): a request that was
 	// stuck in the network and lands after the caller has moved on, for
-	// instance after its clean-up ran.
+	// instance after its clean-up ran. Its answer reaches nothing of the
+	// caller's: not the reply, nor what a call option such as grpc.Peer
+	// points at.
 	FailThenCommit
 	// FailBeforeSend fails the call with Unavailable without sending it: an
 	// unambiguous failure, for contrast.
@@ -193,5 +195,22 @@ func (f *Faults) sendLate(ctx context.Context, delay time.Duration, method strin
 	time.Sleep(delay)
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	_ = invoker(ctx, method, req, reply, cc, opts...)
+	_ = invoker(ctx, method, req, reply, cc, lateOptions(opts)...)
+}
+
+// lateOptions returns opts without those that write the call's answer into
+// the caller's memory (its peer, header, trailer) or call the caller back
+// when it ends: the caller was told the call failed and has moved on,
+// reading or reusing that memory, and clientv3's retries pass such an
+// option on every attempt.
+func lateOptions(opts []grpc.CallOption) []grpc.CallOption {
+	out := make([]grpc.CallOption, 0, len(opts))
+	for _, o := range opts {
+		switch o.(type) {
+		case grpc.PeerCallOption, grpc.HeaderCallOption, grpc.TrailerCallOption, grpc.OnFinishCallOption:
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
 }

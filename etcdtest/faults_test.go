@@ -2,11 +2,18 @@ package etcdtest_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/etcdkit/etcdkit"
 	"github.com/etcdkit/etcdkit/etcdtest"
@@ -81,4 +88,38 @@ func TestFaultsRateAndClear(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.Equal(t, int64(failed), f.Injected())
+}
+
+// TestFaultsLateSendLeavesCallerAlone: the late send of a FailThenCommit
+// call writes nothing into the caller's memory. The caller was told the
+// call failed and reads or reuses what its call options point at (as
+// clientv3's retries read the peer of each attempt), so a late answer
+// written there would race with it.
+func TestFaultsLateSendLeavesCallerAlone(t *testing.T) {
+	srv := etcdtest.Start(t)
+	raw := srv.RawClient(t)
+	f := etcdtest.NewFaults()
+	f.Inject(etcdtest.RPCPut, etcdtest.FailThenCommit, 1, 50*time.Millisecond)
+	invoke := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, opts ...grpc.CallOption) error {
+		return cc.Invoke(ctx, method, req, reply, opts...)
+	}
+	var (
+		p               peer.Peer
+		header, trailer metadata.MD
+		finished        atomic.Int64
+	)
+	err := f.UnaryInterceptor()(t.Context(), "/etcdserverpb.KV/Put",
+		&etcdserverpb.PutRequest{Key: []byte("late"), Value: []byte("v")}, &etcdserverpb.PutResponse{},
+		raw.ActiveConnection(), invoke,
+		grpc.Peer(&p), grpc.Header(&header), grpc.Trailer(&trailer), grpc.OnFinish(func(error) { finished.Add(1) }))
+	require.Equal(t, codes.Unavailable, status.Code(err), "the caller is told the call failed: %v", err)
+	f.Wait()
+
+	resp, err := raw.Get(t.Context(), "late")
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1, "the late send committed")
+	assert.Nil(t, p.Addr, "the caller's peer, after the late send")
+	assert.Nil(t, header, "the caller's header, after the late send")
+	assert.Nil(t, trailer, "the caller's trailer, after the late send")
+	assert.Zero(t, finished.Load(), "the caller's OnFinish calls")
 }
